@@ -55,9 +55,9 @@ class SynthError(RuntimeError):
 class Turn:
     """One party's utterance in a scripted dialogue.
 
-    ``gap`` is the silence before the turn starts; ``overlap`` (when > 0, replacing ``gap``) is how many seconds
-    the turn starts before the speech so far ends. ``text`` is what is fed to espeak-ng (pinyin for Mandarin);
-    ``transcript`` is the reference wording (Chinese characters), defaulting to ``text``.
+    ``gap`` is the silence before the turn starts; ``overlap`` (when > 0, replacing ``gap``) is how many
+    seconds the turn starts before the speech so far ends. ``text`` is what is fed to espeak-ng (pinyin for
+    Mandarin); ``transcript`` is the reference wording (Chinese characters), defaulting to ``text``.
     """
 
     speaker: str
@@ -81,7 +81,7 @@ class RefTurn(NamedTuple):
 
 @dataclass(frozen=True)
 class Dialogue:
-    """A synthesized conversation: the mono mix, one equally long track per speaker, and the reference turns."""
+    """A synthesized conversation: mono mix, one equally long track per speaker, and the reference turns."""
 
     mix: np.ndarray
     tracks: dict[str, np.ndarray]
@@ -153,8 +153,8 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 def build_dialogue(turns: Sequence[Turn], *, sample_rate: int = SAMPLE_RATE) -> Dialogue:
     """Lay the turns out on a timeline and mix them.
 
-    The first turn starts after its ``gap``; each later turn starts ``gap`` seconds after the speech so far ends,
-    or ``overlap`` seconds before it. A speaker may not overlap themself.
+    The first turn starts after its ``gap``; each later turn starts ``gap`` seconds after the speech so far
+    ends, or ``overlap`` seconds before it. A speaker may not overlap themself.
     """
     if not turns:
         raise ValueError("build_dialogue: no turns")
@@ -162,7 +162,7 @@ def build_dialogue(turns: Sequence[Turn], *, sample_rate: int = SAMPLE_RATE) -> 
     starts: list[int] = []
     placed: list[RefTurn] = []
     cursor = 0  # end of the speech so far, in samples
-    for t, clip in zip(turns, clips):
+    for t, clip in zip(turns, clips, strict=True):
         if t.overlap < 0 or t.gap < 0:
             raise ValueError(f"turn {t.text[:30]!r}: gap and overlap must be >= 0")
         if t.overlap > 0 and placed:
@@ -179,7 +179,7 @@ def build_dialogue(turns: Sequence[Turn], *, sample_rate: int = SAMPLE_RATE) -> 
         cursor = max(cursor, end)
     n = cursor + round(TAIL_S * sample_rate)
     tracks: dict[str, np.ndarray] = {}
-    for t, clip, start in zip(turns, clips, starts):
+    for t, clip, start in zip(turns, clips, starts, strict=True):
         track = tracks.setdefault(t.speaker, np.zeros(n, dtype=np.float32))
         track[start : start + len(clip)] += clip * (TURN_PEAK / float(np.abs(clip).max()))
     mix = np.sum(list(tracks.values()), axis=0, dtype=np.float32)
@@ -219,7 +219,7 @@ def _delay(x: np.ndarray, shift: int) -> np.ndarray:
 def write_wav(
     path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, *, codec: str = "pcm_s16le"
 ) -> None:
-    """Write a WAV file (any channel count) atomically via PyAV: ``pcm_s16le``, ``pcm_mulaw``, ``pcm_alaw``..."""
+    """Write a WAV file (any channel count) atomically via PyAV: ``pcm_s16le``, ``pcm_mulaw``, ..."""
     write_audio(path, samples, sample_rate, codec=codec, container="wav")
 
 
