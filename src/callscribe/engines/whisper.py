@@ -1,0 +1,215 @@
+"""``whisper``: faster-whisper (CTranslate2) on our own clips, batched across calls.
+
+``model`` is a local CTranslate2 model directory, a faster-whisper model name (downloaded by faster-whisper when the
+network allows), or ``None`` for the bundled offline Whisper-base.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callscribe.engines import bundled
+from callscribe.engines.base import (
+    SAMPLE_RATE,
+    Clip,
+    EngineError,
+    EngineOptions,
+    EngineResult,
+    EngineSegment,
+    register,
+)
+from callscribe.model import Word
+
+log = logging.getLogger("callscribe")
+
+# Clips are laid end to end for the batched pipeline on a 10 ms grid so offsets map back exactly.
+_GRID = SAMPLE_RATE // 100
+MAX_CLIP_S = 30.0
+# Whisper's own rule for dropping a hallucination over silence.
+NO_SPEECH_PROB = 0.6
+LOGPROB_FLOOR = -1.0
+# A neutral prompt that keeps Whisper's Mandarin in simplified characters and punctuated.
+ZH_PROMPT = "以下是普通话的句子。"
+
+
+def _available(model: str | None = None, **_: Any) -> tuple[bool, str]:
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return False, "faster-whisper is not installed"
+    if model:
+        return True, f"model {model}"
+    if bundled.is_installed():
+        return True, "bundled offline Whisper-base (CPU, int8)"
+    return False, f"the bundled model is not installed ({bundled.INSTALL_HINT})"
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except Exception:  # pragma: no cover - no CUDA runtime at all
+        return "cpu"
+
+
+class WhisperEngine:
+    name = "whisper"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        compute_type: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        self.device = _resolve_device(device)
+        self.compute_type = (
+            compute_type if compute_type != "auto" else ("int8" if self.device == "cpu" else "float16")
+        )
+        if model is None:
+            path = str(bundled.bundled_model_dir())
+            self.model_label = "bundled whisper-base"
+        else:
+            local = Path(model).expanduser()
+            if local.exists():
+                if not (local / "model.bin").is_file():
+                    raise EngineError(
+                        f"{local}: not a CTranslate2 Whisper model (model.bin is missing); convert one with "
+                        "ct2-transformers-converter or pass a faster-whisper model name"
+                    )
+                path = str(local)
+            else:
+                path = model
+            self.model_label = model
+        try:
+            self.model = WhisperModel(
+                path,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=threads or (os.cpu_count() or 1),
+            )
+        except Exception as exc:  # CTranslate2 / hub errors arrive as many types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineError(
+                f"cannot load Whisper model {path}: {reason} (model files missing or corrupt? a local directory "
+                "needs model.bin, config.json, tokenizer.json; a model name needs network access once)"
+            ) from exc
+        self.pipeline = BatchedInferencePipeline(self.model)
+
+    def describe(self) -> str:
+        return f"whisper ({self.model_label}, {self.device}, {self.compute_type})"
+
+    # -- language -------------------------------------------------------------------------------------------
+    def _languages(self, clips: Sequence[Clip], forced: str | None) -> list[str]:
+        """One language per clip: forced, or detected once per call on its longest clip."""
+        if forced:
+            return [forced] * len(clips)
+        if not self.model.model.is_multilingual:
+            return ["en"] * len(clips)
+        longest: dict[str, Clip] = {}
+        for clip in clips:
+            if clip.call_id not in longest or clip.duration > longest[clip.call_id].duration:
+                longest[clip.call_id] = clip
+        detected = {}
+        for call_id, clip in longest.items():
+            language, _prob, _all = self.model.detect_language(audio=clip.audio[: int(MAX_CLIP_S * SAMPLE_RATE)])
+            detected[call_id] = language
+        return [detected[c.call_id] for c in clips]
+
+    # -- recognition ----------------------------------------------------------------------------------------
+    def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]:
+        results: list[EngineResult | None] = [None] * len(clips)
+        languages = self._languages(clips, options.language)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, language in enumerate(languages):
+            groups[language].append(i)
+        for language, indices in groups.items():
+            for i, result in zip(indices, self._run_group([clips[i] for i in indices], language, options)):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _run_group(self, clips: list[Clip], language: str, options: EngineOptions) -> list[EngineResult]:
+        pieces, offsets, stamps = [], [], []
+        cursor = 0
+        for clip in clips:
+            audio = clip.audio[: int(MAX_CLIP_S * SAMPLE_RATE)].astype(np.float32, copy=False)
+            padded = math.ceil(max(len(audio), 1) / _GRID) * _GRID
+            pieces.append(np.pad(audio, (0, padded - len(audio))))
+            offsets.append(cursor / SAMPLE_RATE)
+            stamps.append({"start": cursor / SAMPLE_RATE, "end": (cursor + len(audio)) / SAMPLE_RATE})
+            cursor += padded
+        joined = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        prompt = options.extra.get("initial_prompt")
+        if prompt is None and language == "zh":
+            prompt = ZH_PROMPT
+        segments, _info = self.pipeline.transcribe(
+            joined,
+            language=language,
+            beam_size=options.beam_size,
+            batch_size=max(1, options.batch_size),
+            clip_timestamps=stamps,
+            without_timestamps=False,
+            word_timestamps=options.timestamps == "word",
+            hotwords=", ".join(options.hotwords) if options.hotwords else None,
+            initial_prompt=prompt,
+            vad_filter=False,
+        )
+        per_clip: list[list[EngineSegment]] = [[] for _ in clips]
+        for seg in segments:
+            k = max(0, bisect.bisect_right(offsets, seg.start + 1e-3) - 1)
+            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
+                continue
+            text = seg.text.strip()
+            if not text:
+                continue
+            base, dur = offsets[k], clips[k].duration
+            words = tuple(
+                Word(
+                    text=w.word.strip(),
+                    start=_clamp(w.start - base, dur),
+                    end=_clamp(w.end - base, dur),
+                    probability=round(float(w.probability), 4),
+                )
+                for w in (seg.words or ())
+                if w.word.strip()
+            )
+            start, end = _clamp(seg.start - base, dur), _clamp(seg.end - base, dur)
+            per_clip[k].append(
+                EngineSegment(
+                    start=start,
+                    end=max(end, start),
+                    text=text,
+                    words=words,
+                    confidence=round(math.exp(seg.avg_logprob), 4),
+                )
+            )
+        return [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
+
+
+def _clamp(t: float, duration: float) -> float:
+    return round(min(max(t, 0.0), duration), 3)
+
+
+@register("whisper", availability=_available)
+def create_whisper(
+    model: str | None = None,
+    device: str = "auto",
+    compute_type: str = "auto",
+    threads: int = 0,
+    **_ignored: Any,
+) -> WhisperEngine:
+    return WhisperEngine(model=model, device=device, compute_type=compute_type, threads=threads)
