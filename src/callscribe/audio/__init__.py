@@ -1,0 +1,37 @@
+"""Audio in: decoding to 16 kHz per channel, the speech map (VAD), and cutting clips for the engines."""
+
+from callscribe.audio.decode import (
+    BLOCK_FRAMES,
+    SAMPLE_RATE,
+    AudioError,
+    DecodedAudio,
+    decode,
+    from_array,
+    is_audio,
+)
+from callscribe.audio.enhance import denoise, normalize_loudness, rms_dbfs
+from callscribe.audio.segment import MAX_CLIP_S, ClipPlan, clip_audio, make_clips, plan_clips
+from callscribe.audio.vad import PreparedAudio, SpeechMap, prepare, prepare_array, vad_session
+
+__all__ = [
+    "BLOCK_FRAMES",
+    "MAX_CLIP_S",
+    "SAMPLE_RATE",
+    "AudioError",
+    "ClipPlan",
+    "DecodedAudio",
+    "PreparedAudio",
+    "SpeechMap",
+    "clip_audio",
+    "decode",
+    "denoise",
+    "from_array",
+    "is_audio",
+    "make_clips",
+    "normalize_loudness",
+    "plan_clips",
+    "prepare",
+    "prepare_array",
+    "rms_dbfs",
+    "vad_session",
+]

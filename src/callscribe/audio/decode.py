@@ -1,0 +1,404 @@
+"""Decode any recording PyAV opens into 16 kHz float32 samples, one stream per channel.
+
+Decoding runs in blocks: each decoded frame is converted to float32, resampled per channel with a streaming
+soxr resampler, gathered into blocks of at most :data:`BLOCK_FRAMES` samples, handed to the consumers (the VAD
+runs there, in the same pass) and spooled. Short calls stay in memory; longer ones spill to one anonymous temp
+file per channel that is read back with positional reads, so memory does not grow with call length.
+Channels are never mixed down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+import soxr
+
+log = logging.getLogger("callscribe")
+
+SAMPLE_RATE = 16_000
+# Samples per channel in one block handed to consumers (a multiple of the VAD's 512-sample window).
+BLOCK_FRAMES = 65_536
+# Calls up to this many samples per channel stay in memory; longer ones spill to temp files.
+SPOOL_AFTER_FRAMES = 120 * SAMPLE_RATE
+# A stream that decodes to less than this share of its declared length is reported as cut short.
+TRUNCATED_RATIO = 0.9
+# Give up on a stream after this many undecodable packets in a row.
+MAX_BAD_PACKETS = 50
+SOXR_QUALITY = "HQ"
+_FLOAT_BYTES = 4
+
+Consumer = Callable[[np.ndarray], None]
+
+
+class AudioError(Exception):
+    """A recording cannot be used. ``str(e)`` is one line: ``"{path}: {cause}"``."""
+
+    def __init__(self, path: str | os.PathLike[str], cause: str, stage: str = "decode") -> None:
+        self.path = str(path)
+        self.cause = " ".join(str(cause).split())
+        self.stage = stage
+        super().__init__(f"{self.path}: {self.cause}")
+
+
+class _SampleStore:
+    """Per-channel float32 samples: in memory while short, then in anonymous temp files."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.frames = 0
+        self._pending: list[np.ndarray] = []
+        self._arrays: list[np.ndarray] | None = None
+        self._files: list[Any] | None = None
+
+    def append(self, block: np.ndarray) -> None:
+        if self._files is None and self.frames + block.shape[1] > SPOOL_AFTER_FRAMES:
+            self._spill()
+        if self._files is not None:
+            for ch, handle in enumerate(self._files):
+                handle.write(np.ascontiguousarray(block[ch], dtype=np.float32).tobytes())
+        else:
+            self._pending.append(np.array(block, dtype=np.float32))
+        self.frames += block.shape[1]
+
+    def _spill(self) -> None:
+        self._files = [
+            tempfile.TemporaryFile(prefix="callscribe-", buffering=0)  # noqa: SIM115 (closed in close()) for _ in range(self.channels)
+        ]
+        pending, self._pending = self._pending, []
+        for block in pending:
+            for ch, handle in enumerate(self._files):
+                handle.write(block[ch].tobytes())
+
+    def finish(self) -> None:
+        if self._files is None and self._arrays is None:
+            if self._pending:
+                joined = np.concatenate(self._pending, axis=1)
+            else:
+                joined = np.zeros((self.channels, 0), dtype=np.float32)
+            self._arrays = [np.ascontiguousarray(joined[ch]) for ch in range(self.channels)]
+            self._pending = []
+
+    @property
+    def spooled(self) -> bool:
+        return self._files is not None
+
+    def read(self, channel: int, first: int, last: int) -> np.ndarray:
+        first, last = max(0, first), min(self.frames, last)
+        if last <= first:
+            return np.zeros(0, dtype=np.float32)
+        if self._arrays is not None:
+            return self._arrays[channel][first:last].copy()
+        if self._files is None:
+            raise RuntimeError("samples are still being written")
+        out = np.empty(last - first, dtype=np.float32)
+        view = memoryview(out).cast("B")
+        fd = self._files[channel].fileno()
+        done = 0
+        while done < len(view):
+            got = os.preadv(fd, [view[done:]], first * _FLOAT_BYTES + done)
+            if got <= 0:
+                raise OSError(f"temp spool ended early at byte {first * _FLOAT_BYTES + done}")
+            done += got
+        return out
+
+    def close(self) -> None:
+        for handle in self._files or ():
+            handle.close()
+        self._files = None
+        self._arrays = None
+        self._pending = []
+
+
+@dataclass
+class DecodedAudio:
+    """A decoded call: every channel at 16 kHz, read per channel. Close it (or use ``with``) when done."""
+
+    path: str
+    source_rate: int
+    channels: int
+    codec: str
+    duration: float  # seconds
+    notes: list[str] = field(default_factory=list)  # warnings worth showing, e.g. a stream that ended early
+    _store: _SampleStore | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def frames(self) -> int:
+        """Samples per channel at 16 kHz."""
+        return self._store.frames if self._store is not None else 0
+
+    def read_frames(self, channel: int, first: int = 0, last: int | None = None) -> np.ndarray:
+        """Samples ``first:last`` of one channel (16 kHz float32, clamped to the call)."""
+        if self._store is None:
+            raise ValueError(f"{self.path}: audio is closed")
+        if not 0 <= channel < self.channels:
+            raise IndexError(f"{self.path}: no channel {channel} (call has {self.channels})")
+        return self._store.read(channel, first, self.frames if last is None else last)
+
+    def read(self, channel: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
+        """One channel from ``start`` to ``end`` seconds as float32 16 kHz mono."""
+        first = round(start * SAMPLE_RATE)
+        last = None if end is None else round(end * SAMPLE_RATE)
+        return self.read_frames(channel, first, last)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> DecodedAudio:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _Blocker:
+    """Gathers resampled pieces into fixed-size blocks for the store and the consumers."""
+
+    def __init__(self, store: _SampleStore, consumers: Sequence[Consumer]) -> None:
+        self.store = store
+        self.consumers = consumers
+        self._parts: list[np.ndarray] = []
+        self._size = 0
+
+    def add(self, piece: np.ndarray) -> None:
+        if piece.shape[1] == 0:
+            return
+        self._parts.append(piece)
+        self._size += piece.shape[1]
+        while self._size >= BLOCK_FRAMES:
+            joined = np.concatenate(self._parts, axis=1)
+            self._emit(joined[:, :BLOCK_FRAMES])
+            rest = joined[:, BLOCK_FRAMES:]
+            self._parts, self._size = ([rest] if rest.shape[1] else []), rest.shape[1]
+
+    def flush(self) -> None:
+        if self._size:
+            self._emit(np.concatenate(self._parts, axis=1))
+        self._parts, self._size = [], 0
+
+    def _emit(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        self.store.append(block)
+        for consumer in self.consumers:
+            consumer(block)
+
+
+_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
+    """A decoded frame as float32 ``(channels, n)`` in [-1, 1] whatever its sample format."""
+    channels = frame.layout.nb_channels
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    name = frame.format.name.rstrip("p")
+    if name == "u8":
+        return ((data.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if name in _SCALE:
+        return (data.astype(np.float64) / _SCALE[name]).astype(np.float32)
+    return data.astype(np.float32)
+
+
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _check_path(path: Path) -> None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioError(path, "is a directory, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(path, "not a regular file")
+    if info.st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied")
+
+
+def _too_long(seconds: float, limit: float) -> str:
+    return f"call is {seconds:.1f} s long, over --max-duration {limit:g} s"
+
+
+def decode(
+    source: str | os.PathLike[str],
+    *,
+    max_duration: float | None = None,
+    consumers: Sequence[Consumer] = (),
+) -> DecodedAudio:
+    """Decode ``source`` to 16 kHz float32 per channel in one streaming pass.
+
+    ``consumers`` get each block as a float32 array shaped ``(channels, n)`` as it is produced.
+    Raises :class:`AudioError` (one line, naming the file) for anything that cannot be used.
+    """
+    path = Path(source)
+    _check_path(path)
+    try:
+        container = av.open(str(path), mode="r")
+    except PermissionError:
+        raise AudioError(path, "permission denied") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise AudioError(path, f"not a recognised audio file ({type(exc).__name__})") from None
+    try:
+        return _decode_container(path, container, max_duration, consumers)
+    finally:
+        container.close()
+
+
+def _decode_container(
+    path: Path, container: Any, max_duration: float | None, consumers: Sequence[Consumer]
+) -> DecodedAudio:
+    if not container.streams.audio:
+        kinds = sorted({s.type for s in container.streams})
+        found = f" (found {', '.join(kinds)})" if kinds else ""
+        raise AudioError(path, f"no audio stream{found}")
+    stream = container.streams.audio[0]
+    codec = stream.codec_context.name
+    declared = _declared_seconds(container, stream)
+    if max_duration is not None and declared is not None and declared > max_duration:
+        raise AudioError(path, _too_long(declared, max_duration))
+
+    store: _SampleStore | None = None
+    blocker: _Blocker | None = None
+    resampler: soxr.ResampleStream | None = None
+    source_rate = stream.rate or 0
+    channels = stream.codec_context.channels or 0
+    bad_packets = bad_in_row = 0
+    notes: list[str] = []
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                bad_packets += 1
+                bad_in_row += 1
+                if bad_in_row > MAX_BAD_PACKETS:
+                    break
+                continue
+            bad_in_row = 0
+            for frame in frames:
+                samples = frame_to_float(frame)
+                if store is None:
+                    channels, source_rate = samples.shape[0], frame.sample_rate
+                    store = _SampleStore(channels)
+                    blocker = _Blocker(store, consumers)
+                    if source_rate != SAMPLE_RATE:
+                        resampler = soxr.ResampleStream(
+                            source_rate, SAMPLE_RATE, channels, dtype="float32", quality=SOXR_QUALITY
+                        )
+                elif samples.shape[0] != channels or frame.sample_rate != source_rate:
+                    raise AudioError(path, "channel count or sample rate changes mid-stream")
+                assert blocker is not None
+                if resampler is not None:
+                    out = resampler.resample_chunk(np.ascontiguousarray(samples.T))
+                    blocker.add(out.T)
+                else:
+                    blocker.add(samples)
+                if max_duration is not None and store.frames > max_duration * SAMPLE_RATE:
+                    seconds = declared if declared is not None else store.frames / SAMPLE_RATE
+                    raise AudioError(path, _too_long(max(seconds, max_duration), max_duration))
+    except av.error.FFmpegError as exc:
+        if store is None or store.frames == 0:
+            raise AudioError(
+                path, f"corrupt audio stream, nothing decodable ({type(exc).__name__})"
+            ) from None
+        notes.append(
+            f"stream is damaged after {store.frames / SAMPLE_RATE:.1f} s; decoded the first part only"
+        )
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+
+    if store is None or blocker is None:
+        if bad_packets:
+            raise AudioError(path, f"corrupt audio stream: {bad_packets} packets undecodable, no audio")
+        raise AudioError(path, "no audio samples (0 s of audio)")
+    if resampler is not None:
+        blocker.add(resampler.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True).T)
+    blocker.flush()
+    store.finish()
+    if store.frames == 0:
+        store.close()
+        raise AudioError(path, "no audio samples (0 s of audio)")
+    duration = store.frames / SAMPLE_RATE
+    if bad_packets:
+        notes.append(f"skipped {bad_packets} undecodable packets")
+    if declared and duration < TRUNCATED_RATIO * declared:
+        notes.append(f"stream ended early: decoded {duration:.1f} s of {declared:.1f} s declared")
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    if max_duration is not None and duration > max_duration:
+        store.close()
+        raise AudioError(path, _too_long(duration, max_duration))
+    return DecodedAudio(
+        path=str(path),
+        source_rate=source_rate,
+        channels=channels,
+        codec=codec,
+        duration=duration,
+        notes=notes,
+        _store=store,
+    )
+
+
+def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") -> DecodedAudio:
+    """Wrap samples shaped ``(n,)`` or ``(channels, n)`` (any rate) as :class:`DecodedAudio`."""
+    data = np.asarray(samples)
+    if data.ndim == 1:
+        data = data[np.newaxis, :]
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise AudioError(name, f"expected a non-empty (n,) or (channels, n) array, got shape {samples.shape}")
+    if sample_rate <= 0:
+        raise AudioError(name, f"sample rate must be positive, got {sample_rate}")
+    data = data.astype(np.float32, copy=False)
+    if sample_rate != SAMPLE_RATE:
+        resampled = soxr.resample(
+            np.ascontiguousarray(data.T), sample_rate, SAMPLE_RATE, quality=SOXR_QUALITY
+        )
+        data = np.asarray(resampled, dtype=np.float32).reshape(-1, data.shape[0]).T
+    store = _SampleStore(data.shape[0])
+    for first in range(0, data.shape[1], BLOCK_FRAMES):
+        store.append(data[:, first : first + BLOCK_FRAMES])
+    store.finish()
+    return DecodedAudio(
+        path=name,
+        source_rate=sample_rate,
+        channels=data.shape[0],
+        codec="array",
+        duration=store.frames / SAMPLE_RATE,
+        _store=store,
+    )
+
+
+def is_audio(path: str | os.PathLike[str]) -> bool:
+    """True when the file's content has an audio stream PyAV can open (the name is not looked at)."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return False
+        with av.open(str(path), mode="r") as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return False
