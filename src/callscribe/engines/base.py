@@ -132,7 +132,7 @@ def availability(name: str, **kwargs: Any) -> tuple[bool, str]:
     _load_builtin()
     check = _AVAILABILITY.get(name)
     if check is None:
-        return (name in _REGISTRY, "registered")
+        return (True, "registered") if name in _REGISTRY else (False, "not installed")
     return check(**kwargs)
 
 

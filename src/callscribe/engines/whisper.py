@@ -77,9 +77,7 @@ class WhisperEngine:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         self.device = _resolve_device(device)
-        self.compute_type = (
-            compute_type if compute_type != "auto" else ("int8" if self.device == "cpu" else "float16")
-        )
+        self.compute_type = compute_type if compute_type != "auto" else ("int8" if self.device == "cpu" else "float16")
         if model is None:
             path = str(bundled.bundled_model_dir())
             self.model_label = "bundled whisper-base"
@@ -138,7 +136,7 @@ class WhisperEngine:
         for i, language in enumerate(languages):
             groups[language].append(i)
         for language, indices in groups.items():
-            for i, result in zip(indices, self._run_group([clips[i] for i in indices], language, options)):
+            for i, result in zip(indices, self._run_group([clips[i] for i in indices], language, options), strict=True):
                 results[i] = result
         return [r for r in results if r is not None]
 

@@ -1,0 +1,207 @@
+"""The ``callscribe`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from callscribe.batch import Job, RunSummary, discover, run_batch
+from callscribe.engines.base import EngineError
+from callscribe.options import Options
+from callscribe.outputs.writers import parse_formats
+from callscribe.pipeline import Pipeline
+from callscribe.text.glossary import Glossary, GlossaryError
+
+app = typer.Typer(
+    name="callscribe",
+    help="Transcribe and check customer-service call recordings, on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+log = logging.getLogger("callscribe")
+
+
+@app.callback()
+def _root() -> None:
+    """Transcribe and check customer-service call recordings, on your own machines."""
+
+
+# Commands that live beside their own code; each module has register(app).
+COMMAND_MODULES = (
+    "callscribe.eval.cli",
+    "callscribe.eval.bench",
+    "callscribe.qa.cli",
+    "callscribe.qa.cli_insights",
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def build_options(**kw: object) -> Options:
+    """CLI flags → Options (hotwords file parsed here so a bad file fails before any work)."""
+    hotwords_file = kw.pop("hotwords_file", None)
+    if hotwords_file is not None:
+        glossary = Glossary.load(str(hotwords_file))
+        kw["hotwords"] = glossary.terms
+        kw["corrections"] = glossary.corrections
+    fmt = kw.pop("format_spec", None)
+    kw["formats"] = parse_formats(str(fmt) if fmt else None)
+    if kw.get("language") == "auto":
+        kw["language"] = None
+    roles = kw.pop("channel_roles_spec", None)
+    kw["channel_roles"] = tuple(r.strip() for r in str(roles).split(",")) if roles else ()
+    redact = kw.pop("redact_spec", None)
+    kw["redact"] = tuple(r.strip() for r in str(redact).split(",") if r.strip()) if redact else ()
+    return Options.build({k: v for k, v in kw.items() if v is not None})
+
+
+@app.command()
+def transcribe(
+    paths: Annotated[list[Path], typer.Argument(help="Recordings and/or folders (searched recursively).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for transcripts.")] = Path("out"),
+    format_spec: Annotated[str, typer.Option("--format", "-f", help="json,txt,srt,vtt,tsv,rttm or all.")] = "json,txt",
+    language: Annotated[str, typer.Option(help="zh, en, ... or auto.")] = "auto",
+    engine: Annotated[str, typer.Option(help="auto, whisper, qwen3 or openai.")] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model name, hub id or local folder.")] = None,
+    hotwords_file: Annotated[
+        Path | None, typer.Option("--hotwords", help="Glossary: a term a line, or 'wrong => right'.")
+    ] = None,
+    max_duration: Annotated[float | None, typer.Option(help="Refuse calls longer than this (seconds).")] = None,
+    max_clip: Annotated[float, typer.Option("--max-clip", help="Longest clip sent to the engine (s).")] = 30.0,
+    batch_size: Annotated[int, typer.Option(help="Clips per engine batch.")] = 8,
+    beam_size: Annotated[int, typer.Option(help="Beam size (whisper).")] = 5,
+    timestamps: Annotated[str, typer.Option(help="segment or word.")] = "segment",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    compute_type: Annotated[str, typer.Option(help="auto, int8, float16, bfloat16, float32.")] = "auto",
+    threads: Annotated[int, typer.Option(help="CPU threads for the engine (0 = all cores).")] = 0,
+    hub: Annotated[str, typer.Option(help="huggingface or modelscope (qwen3).")] = "huggingface",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server(s), comma-separated.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai engine).")] = 4,
+    channels: Annotated[str, typer.Option(help="auto, split or mix.")] = "auto",
+    channel_roles_spec: Annotated[
+        str | None, typer.Option("--channel-roles", help="Roles by channel, e.g. agent,customer.")
+    ] = None,
+    speakers: Annotated[int | None, typer.Option(help="Number of speakers (mono calls).")] = None,
+    min_speakers: Annotated[int | None, typer.Option(help="Fewest speakers (mono calls).")] = None,
+    max_speakers: Annotated[int | None, typer.Option(help="Most speakers (mono calls).")] = None,
+    roles_config: Annotated[str | None, typer.Option(help="YAML file overriding role patterns.")] = None,
+    redact_spec: Annotated[str | None, typer.Option("--redact", help="'pii' to redact outputs.")] = None,
+    qa: Annotated[bool, typer.Option("--qa", help="Run quality checks and write <call>.qa.json.")] = False,
+    scorecard: Annotated[str | None, typer.Option(help="Scorecard YAML for --qa.")] = None,
+    denoise: Annotated[bool, typer.Option(help="Spectral-gate denoising of clips.")] = False,
+    no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Skip loudness normalisation.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Transcribe recordings into OUTPUT: one transcript per call, resumable, errors in errors.jsonl."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    try:
+        options = build_options(
+            format_spec=format_spec, language=language, engine=engine, model=model, hotwords_file=hotwords_file,
+            max_duration=max_duration, max_clip_s=max_clip, batch_size=batch_size, beam_size=beam_size,
+            timestamps=timestamps, device=device, compute_type=compute_type, threads=threads, hub=hub,
+            base_url=base_url, concurrency=concurrency, channels=channels, channel_roles_spec=channel_roles_spec,
+            speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, roles_config=roles_config,
+            redact_spec=redact_spec, qa=qa, scorecard=scorecard, denoise=denoise, normalize=not no_normalize,
+        )  # fmt: skip
+    except (GlossaryError, ValueError, TypeError) as exc:
+        raise fail(str(exc)) from None
+    jobs, not_audio = discover(paths, output)
+    if not jobs:
+        raise fail("no audio found in " + ", ".join(map(str, paths)))
+    pipeline = Pipeline(options)
+    try:
+        name = pipeline.resolve_engine_name()
+        loaded = pipeline.engine
+    except EngineError as exc:
+        raise fail(str(exc)) from None
+    why = f" — {pipeline.engine_reason}" if pipeline.engine_reason else ""
+    err.print(f"engine: [bold]{name}[/] {loaded.describe()}{why}", highlight=False)
+    summary = _run_with_progress(paths, output, options, pipeline, jobs)
+    summary.not_audio = not_audio
+    _print_summary(summary, output)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(
+    paths: list[Path], output: Path, options: Options, pipeline: Pipeline, jobs: list[Job]
+) -> RunSummary:
+    total_audio = sum(j.duration for j in jobs) or float(len(jobs))
+    columns = (
+        TextColumn("[bold]{task.fields[files]}[/] files"),
+        BarColumn(),
+        TextColumn("{task.fields[hours]:.2f} h audio"),
+        TextColumn("{task.fields[speed]:.1f}× real time"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+    )
+    state = {"n": 0, "audio": 0.0, "work": 0.0}
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        task = progress.add_task("calls", total=total_audio, files=f"0/{len(jobs)}", hours=0.0, speed=0.0)
+
+        def on_progress(event: str, job: Job, seconds: float) -> None:
+            state["n"] += 1
+            advance = job.duration or seconds or 1.0
+            if event == "done":
+                state["audio"] += seconds
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(
+                task,
+                advance=advance,
+                files=f"{state['n']}/{len(jobs)}",
+                hours=state["audio"] / 3600,
+                speed=state["audio"] / elapsed,
+            )
+            if not err.is_terminal:
+                err.print(f"[{state['n']}/{len(jobs)}] {event}: {job.path}", highlight=False, soft_wrap=True)
+
+        try:
+            return run_batch(paths, output, options, pipeline=pipeline, jobs=jobs, on_progress=on_progress)
+        except PermissionError as exc:
+            raise fail(str(exc)) from None
+
+
+def _print_summary(s: RunSummary, output: Path) -> None:
+    for e in s.errors:
+        err.print(f"[red]failed[/] ({e.stage}): {e}", highlight=False, soft_wrap=True)
+    table = Table(title="callscribe transcribe", show_header=False, box=None)
+    table.add_row("calls", f"{s.total} ({s.done} transcribed, {s.skipped} already done, {s.failed} failed)")
+    table.add_row("audio", f"{s.audio_seconds / 60:.1f} min transcribed in {s.wall_seconds:.1f} s")
+    if s.audio_seconds:
+        table.add_row("speed", f"{s.speed:.1f}× real time")
+    if s.not_audio:
+        table.add_row("skipped", f"{len(s.not_audio)} files in folders that hold no audio")
+    table.add_row("outputs", str(output))
+    if s.failed:
+        table.add_row("errors", str(output / "errors.jsonl"))
+    err.print(table)
+
+
+def _register_commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        err.print("interrupted; rerun the same command to resume")
+        sys.exit(130)

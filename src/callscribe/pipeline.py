@@ -1,0 +1,337 @@
+"""The pipeline: stages wired once, run by the local executor.
+
+decode + speech map → speakers plan → clips → engine (batched across calls) → text (glossary, redaction) →
+speakers finalize (bleed, overlaps, roles) → QA. Clips are cut lazily, a window of speech at a time, so a long call
+never holds more than one engine batch of clip audio in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callscribe.engines import base as engines
+from callscribe.engines.base import Clip, Engine, EngineOptions, EngineResult
+from callscribe.model import CallInfo, Transcript, Utterance, Word
+from callscribe.options import Options
+from callscribe.text.glossary import Glossary
+
+log = logging.getLogger("callscribe")
+
+# Clips per engine call (the engine batches within it).
+MIN_CLIPS_PER_ENGINE_CALL = 32
+
+
+@dataclass(frozen=True)
+class CallError:
+    """Why one call failed: a stage name and a one-line reason that names the file."""
+
+    path: str
+    stage: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason if self.reason.startswith(self.path) else f"{self.path}: {self.reason}"
+
+
+class StageError(Exception):
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+@dataclass
+class _Call:
+    """A call on its way through: prepared audio, its clip generator, and the results gathered so far."""
+
+    info: CallInfo
+    audio: Any  # callscribe.audio.DecodedAudio
+    plan: Any  # callscribe.speakers.stage.SpeakerPlan
+    clips: Iterator[Clip]
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    results: list[tuple[Clip, EngineResult]] = field(default_factory=list)
+    exhausted: bool = False
+    outstanding: int = 0
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Pipeline:
+    """Transcribe calls with one engine instance; ``run`` batches clips across many calls."""
+
+    def __init__(self, options: Options | dict[str, Any] | None = None, engine: Engine | None = None) -> None:
+        self.options = Options.build(options)
+        self._engine = engine
+        self.engine_name = engine.name if engine is not None else None
+        self.engine_reason = ""
+        self.glossary = Glossary(self.options.hotwords, self.options.corrections)
+
+    # -- engine -------------------------------------------------------------------------------------------------
+    def resolve_engine_name(self) -> str:
+        if self.engine_name is None:
+            name = self.options.engine
+            if name == "auto":
+                name, self.engine_reason = engines.resolve_auto(self.options.model)
+            self.engine_name = name
+        return self.engine_name
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            o = self.options
+            self._engine = engines.create(
+                self.resolve_engine_name(),
+                model=o.model,
+                device=o.device,
+                compute_type=o.compute_type,
+                threads=o.threads,
+                hub=o.hub,
+                base_url=o.base_url,
+                concurrency=o.concurrency,
+                batch_size=o.batch_size,
+            )
+        return self._engine
+
+    def engine_options(self) -> EngineOptions:
+        o = self.options
+        return EngineOptions(
+            language=o.language,
+            hotwords=self.glossary.terms,
+            timestamps=o.timestamps,
+            beam_size=o.beam_size,
+            batch_size=o.batch_size,
+            extra=dict(o.extra),
+        )
+
+    # -- per-call stages ----------------------------------------------------------------------------------------
+    def prepare(self, source: str | Path | np.ndarray, *, sample_rate: int | None = None, sha: str = "") -> _Call:
+        from callscribe import audio as audio_stage
+        from callscribe.speakers import stage as speakers
+
+        o = self.options
+        if isinstance(source, np.ndarray):
+            if sample_rate is None:
+                raise ValueError("sample_rate is required with an array")
+            prepared = audio_stage.prepare_array(source, sample_rate, o)
+            path, call_id = "<array>", "array"
+        else:
+            path = str(source)
+            prepared = audio_stage.prepare(path, o)
+            call_id = Path(path).stem
+        audio, timings = prepared.audio, dict(prepared.timings)
+        t0 = time.perf_counter()
+        try:
+            plan = speakers.plan_speakers(audio, prepared.speech, o)
+        except Exception as exc:
+            audio.close()
+            raise StageError("speakers", f"{path}: speaker stage failed: {one_line(exc)}") from exc
+        timings["speakers"] = time.perf_counter() - t0
+        info = CallInfo(
+            id=call_id,
+            path=path,
+            sha256=sha,
+            duration=round(audio.duration, 3),
+            sample_rate=int(audio.source_rate),
+            channels=int(audio.channels),
+            codec=str(audio.codec),
+        )
+        notes = list(plan.notes)
+        if not any(plan.speech.get(ch) for ch in plan.speech):
+            notes.append("no speech detected")
+        return _Call(info, audio, plan, self._iter_clips(audio, plan, call_id), timings, notes)
+
+    def _iter_clips(self, audio: Any, plan: Any, call_id: str) -> Iterator[Clip]:
+        """Plan every clip up front (cheap), read each one's samples only when the engine is about to need it."""
+        from callscribe.audio import clip_audio, plan_clips
+
+        o = self.options
+        plans = plan_clips(audio, plan.speech, max_clip_s=o.max_clip_s, pad_s=o.pad_s, labels=plan.labels or None)
+        for index, clip_plan in enumerate(plans):
+            clip = clip_audio(audio, clip_plan, normalize=o.normalize, denoise=o.denoise)
+            clip.call_id, clip.index = call_id, index
+            yield clip
+
+    def assemble(self, call: _Call, engine_seconds: float) -> Transcript:
+        """Engine results → utterances → text fixes → speakers finalize → QA notes."""
+        from callscribe.speakers import stage as speakers
+
+        t0 = time.perf_counter()
+        utterances: list[Utterance] = []
+        flags_seen: set[str] = set()
+        for clip, result in sorted(call.results, key=lambda cr: cr[0].index):
+            flags_seen.update(result.flags)
+            for seg in result.segments:
+                text = self.glossary.correct(seg.text).strip()
+                if not text:
+                    continue
+                utterances.append(
+                    Utterance(
+                        start=round(clip.start + seg.start, 3),
+                        end=round(clip.start + seg.end, 3),
+                        channel=clip.channel,
+                        speaker=clip.speaker,
+                        text=text,
+                        words=tuple(
+                            Word(
+                                w.text,
+                                round(clip.start + w.start, 3),
+                                round(clip.start + w.end, 3),
+                                w.probability,
+                            )
+                            for w in seg.words
+                        ),
+                        confidence=seg.confidence,
+                        language=result.language,
+                        flags=result.flags,
+                    )
+                )
+        utterances.sort(key=lambda u: (u.start, u.channel))
+        notes = list(call.notes)
+        notes += [f"engine flagged {flag} output on some clips (recovered)" for flag in sorted(flags_seen)]
+        languages = [u.language for u in utterances if u.language]
+        language = self.options.language or (max(set(languages), key=languages.count) if languages else None)
+        timings = dict(call.timings)
+        timings["engine"] = round(engine_seconds, 4)
+        t = Transcript(
+            call=call.info,
+            utterances=tuple(utterances),
+            engine=self._engine.describe() if self._engine is not None else str(self.engine_name),
+            language=language,
+            options={**self.options.to_dict(), "result_key": self.options.result_key()},
+            timings=timings,
+            hotwords_found=self.glossary.found(" ".join(u.text for u in utterances)),
+            notes=tuple(notes),
+        )
+        t1 = time.perf_counter()
+        t = speakers.finalize(t, call.audio, call.plan, self.options)
+        timings["speakers"] = timings.get("speakers", 0.0) + time.perf_counter() - t1
+        t = self._postprocess(t)
+        timings["text"] = time.perf_counter() - t0
+        return replace(t, timings={k: round(v, 4) for k, v in timings.items()})
+
+    def _postprocess(self, t: Transcript) -> Transcript:
+        if "pii" in self.options.redact:
+            from callscribe.text.pii import redact_transcript
+
+            t, _spans = redact_transcript(t)
+        return t
+
+    # -- running ------------------------------------------------------------------------------------------------
+    def transcribe(self, source: str | Path | np.ndarray, *, sample_rate: int | None = None) -> Transcript:
+        """One call, start to finish (the Python API)."""
+        sha = sha256_file(Path(source)) if not isinstance(source, np.ndarray) else ""
+        for item in self.run([(source, sha)], sample_rate=sample_rate):
+            if isinstance(item, CallError):
+                raise StageError(item.stage, str(item))
+            return item
+        raise RuntimeError("pipeline produced nothing")  # pragma: no cover
+
+    def run(
+        self,
+        sources: Iterable[tuple[str | Path | np.ndarray, str]],
+        *,
+        sample_rate: int | None = None,
+        workers: int = 2,
+        lookahead: int = 8,
+        on_clip_batch: Callable[[int], None] | None = None,
+    ) -> Iterator[Transcript | CallError]:
+        """Yield a Transcript or a CallError per source, batching engine work across calls.
+
+        Decoding and VAD of the next ``lookahead`` calls run in ``workers`` threads while the engine works.
+        """
+        batch_clips = max(MIN_CLIPS_PER_ENGINE_CALL, self.options.batch_size)
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="callscribe-prep")
+        pending: list[tuple[str, Future[_Call]]] = []
+        source_iter = iter(sources)
+        active: list[_Call] = []
+        engine_time: dict[int, float] = {}
+
+        def refill() -> None:
+            while len(pending) < max(1, lookahead):
+                try:
+                    src, sha = next(source_iter)
+                except StopIteration:
+                    return
+                label = "<array>" if isinstance(src, np.ndarray) else str(src)
+                pending.append((label, pool.submit(self.prepare, src, sample_rate=sample_rate, sha=sha)))
+
+        try:
+            refill()
+            while True:
+                batch: list[tuple[_Call, Clip]] = []
+                while len(batch) < batch_clips:
+                    for call in active:
+                        while not call.exhausted and len(batch) < batch_clips:
+                            clip = next(call.clips, None)
+                            if clip is None:
+                                call.exhausted = True
+                            else:
+                                batch.append((call, clip))
+                    if len(batch) >= batch_clips or not pending:
+                        break
+                    label, fut = pending.pop(0)
+                    refill()
+                    try:
+                        active.append(fut.result())
+                    except StageError as exc:
+                        yield CallError(label, exc.stage, str(exc))
+                    except Exception as exc:
+                        yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
+                if batch:
+                    t0 = time.perf_counter()
+                    try:
+                        results = self.engine.transcribe([c for _, c in batch], self.engine_options())
+                    except Exception as exc:
+                        failed = {id(call) for call, _ in batch}
+                        for call in [c for c in active if id(c) in failed]:
+                            active.remove(call)
+                            call.audio.close()
+                            yield CallError(call.info.path, "engine", _with_path(call.info.path, one_line(exc)))
+                        continue
+                    elapsed = time.perf_counter() - t0
+                    total = sum(c.duration for _, c in batch) or 1.0
+                    for (call, clip), result in zip(batch, results, strict=True):
+                        call.results.append((clip, result))
+                        engine_time[id(call)] = engine_time.get(id(call), 0.0) + elapsed * clip.duration / total
+                    if on_clip_batch is not None:
+                        on_clip_batch(len(batch))
+                for call in [c for c in active if c.exhausted]:
+                    active.remove(call)
+                    try:
+                        yield self.assemble(call, engine_time.pop(id(call), 0.0))
+                    except Exception as exc:
+                        log.debug("assembly failed", exc_info=True)
+                        yield CallError(call.info.path, "postprocess", _with_path(call.info.path, one_line(exc)))
+                    finally:
+                        call.audio.close()
+                if not batch and not pending and not active:
+                    return
+        finally:
+            for call in active:
+                call.audio.close()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_path(path: str, reason: str) -> str:
+    return reason if reason.startswith(path) else f"{path}: {reason}"
