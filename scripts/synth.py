@@ -37,9 +37,10 @@ TRIM_DB = -40.0  # samples quieter than this (relative to the utterance peak) at
 TURN_PEAK = 0.5  # every turn is scaled to this peak so two overlapping parties never clip
 TAIL_S = 0.5  # silence after the last turn
 
-# Two clearly different voices per language (pitch and formants differ), for two-party calls.
-AGENT_VOICE_EN = "en-gb+f2"
-CUSTOMER_VOICE_EN = "en-us+m3"
+# Two clearly different voices per language (pitch and accent differ), for two-party calls. Variants go on the
+# short voice names: espeak-ng 1.51 silently ignores "+f2" on "en-gb" but honours it on "en".
+AGENT_VOICE_EN = "en-us+f3"
+CUSTOMER_VOICE_EN = "en+m3"
 AGENT_VOICE_ZH = "cmn-latn-pinyin+f3"
 CUSTOMER_VOICE_ZH = "cmn-latn-pinyin+m3"
 
