@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import struct
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ TRUNCATED_RATIO = 0.9
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 50
 SOXR_QUALITY = "HQ"
+_WAV_HEADER_SCAN = 4096
 _FLOAT_BYTES = 4
 
 Consumer = Callable[[np.ndarray], None]
@@ -221,6 +223,28 @@ def _declared_seconds(container: Any, stream: Any) -> float | None:
     return None
 
 
+def _wav_declared_seconds(path: Path) -> float | None:
+    """Length a RIFF/WAVE header promises (ffmpeg clamps it to the file size, hiding a cut-off file)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_WAV_HEADER_SCAN)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at, bytes_per_second = 12, 0
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], struct.unpack("<I", head[at + 4 : at + 8])[0]
+        if chunk == b"fmt " and at + 16 <= len(head):
+            bytes_per_second = struct.unpack("<I", head[at + 16 : at + 20])[0]
+        if chunk == b"data":
+            if not bytes_per_second or size in (0, 0xFFFFFFFF):
+                return None
+            return size / bytes_per_second
+        at += 8 + size + (size & 1)
+    return None
+
+
 def _check_path(path: Path) -> None:
     try:
         info = path.stat()
@@ -260,7 +284,8 @@ def decode(
     except PermissionError:
         raise AudioError(path, "permission denied") from None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise AudioError(path, f"not a recognised audio file ({type(exc).__name__})") from None
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise AudioError(path, f"not a recognised audio file ({reason})") from None
     try:
         return _decode_container(path, container, max_duration, consumers)
     finally:
@@ -277,6 +302,7 @@ def _decode_container(
     stream = container.streams.audio[0]
     codec = stream.codec_context.name
     declared = _declared_seconds(container, stream)
+    promised = _wav_declared_seconds(path) if container.format.name == "wav" else None
     if max_duration is not None and declared is not None and declared > max_duration:
         raise AudioError(path, _too_long(declared, max_duration))
 
@@ -321,12 +347,8 @@ def _decode_container(
                     raise AudioError(path, _too_long(max(seconds, max_duration), max_duration))
     except av.error.FFmpegError as exc:
         if store is None or store.frames == 0:
-            raise AudioError(
-                path, f"corrupt audio stream, nothing decodable ({type(exc).__name__})"
-            ) from None
-        notes.append(
-            f"stream is damaged after {store.frames / SAMPLE_RATE:.1f} s; decoded the first part only"
-        )
+            raise AudioError(path, f"corrupt audio stream, nothing decodable ({type(exc).__name__})") from None
+        notes.append(f"stream is damaged after {store.frames / SAMPLE_RATE:.1f} s; decoded the first part only")
     except BaseException:
         if store is not None:
             store.close()
@@ -346,8 +368,9 @@ def _decode_container(
     duration = store.frames / SAMPLE_RATE
     if bad_packets:
         notes.append(f"skipped {bad_packets} undecodable packets")
-    if declared and duration < TRUNCATED_RATIO * declared:
-        notes.append(f"stream ended early: decoded {duration:.1f} s of {declared:.1f} s declared")
+    expected = max(declared or 0.0, promised or 0.0)
+    if expected and duration < TRUNCATED_RATIO * expected:
+        notes.append(f"stream ended early: decoded {duration:.1f} s of {expected:.1f} s declared")
     for note in notes:
         log.warning("%s: %s", path, note)
     if max_duration is not None and duration > max_duration:
@@ -375,9 +398,7 @@ def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") 
         raise AudioError(name, f"sample rate must be positive, got {sample_rate}")
     data = data.astype(np.float32, copy=False)
     if sample_rate != SAMPLE_RATE:
-        resampled = soxr.resample(
-            np.ascontiguousarray(data.T), sample_rate, SAMPLE_RATE, quality=SOXR_QUALITY
-        )
+        resampled = soxr.resample(np.ascontiguousarray(data.T), sample_rate, SAMPLE_RATE, quality=SOXR_QUALITY)
         data = np.asarray(resampled, dtype=np.float32).reshape(-1, data.shape[0]).T
     store = _SampleStore(data.shape[0])
     for first in range(0, data.shape[1], BLOCK_FRAMES):

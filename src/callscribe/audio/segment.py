@@ -123,11 +123,7 @@ def plan_clips(
         for i, (members, label) in enumerate(groups):
             core = cores[i]
             before = core.start if i == 0 else max(0.0, core.start - cores[i - 1].end) / 2
-            after = (
-                audio.duration - core.end
-                if i == len(cores) - 1
-                else max(0.0, cores[i + 1].start - core.end) / 2
-            )
+            after = audio.duration - core.end if i == len(cores) - 1 else max(0.0, cores[i + 1].start - core.end) / 2
             start = core.start - min(pad_s, before)
             end = core.end + min(pad_s, after)
             plans.append(ClipPlan(channel, core, tuple(members), start, end, label))
@@ -148,9 +144,7 @@ def clip_audio(audio: DecodedAudio, plan: ClipPlan, *, normalize: bool = True, d
             for s in plan.spans
         ]
         samples = normalize_loudness(samples, np.concatenate(speech) if speech else None)
-    return Clip(
-        call_id="", channel=plan.channel, start=first / SAMPLE_RATE, audio=samples, speaker=plan.speaker
-    )
+    return Clip(call_id="", channel=plan.channel, start=first / SAMPLE_RATE, audio=samples, speaker=plan.speaker)
 
 
 def make_clips(
