@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import write_audio
+from audio_samples import write_audio
 
 from callscribe.audio import SAMPLE_RATE, AudioError, decode, is_audio, prepare
 from callscribe.options import Options

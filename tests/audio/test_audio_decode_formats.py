@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 import soxr
-from conftest import dominant_frequency, tone, write_audio
+from audio_samples import dominant_frequency, tone, write_audio
 
 from callscribe.audio import SAMPLE_RATE, decode, from_array, is_audio, prepare
 from callscribe.options import Options

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tone, write_audio
+from audio_samples import tone, write_audio
 
 from callscribe.audio import SAMPLE_RATE, SpeechMap, prepare, prepare_array
 from callscribe.model import Span
@@ -24,7 +25,7 @@ def test_finds_speech_in_real_speech(speech: np.ndarray) -> None:
     assert spans
     assert _speech_seconds(spans) > 0.6 * len(speech) / SAMPLE_RATE
     assert all(0.0 <= s.start < s.end <= prepared.audio.duration for s in spans)
-    assert all(a.end < b.start for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end < b.start for a, b in itertools.pairwise(spans))
     assert set(prepared.timings) >= {"decode", "vad"}
     assert all(v >= 0 for v in prepared.timings.values())
 

@@ -1,0 +1,52 @@
+"""Helpers for the audio tests: a PyAV encoder for test files, tones, and a frequency probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+def write_audio(
+    path: Path,
+    samples: np.ndarray,
+    rate: int,
+    codec: str,
+    *,
+    container_format: str | None = None,
+    sample_format: str | None = None,
+    bit_rate: int | None = None,
+) -> Path:
+    """Encode float32 ``(channels, n)`` samples with PyAV into ``path``."""
+    data = np.atleast_2d(samples).astype(np.float32)
+    layout = LAYOUTS.get(data.shape[0], f"{data.shape[0]}c")
+    with av.open(str(path), mode="w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        if sample_format:
+            stream.format = sample_format
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        step = 4096
+        for first in range(0, data.shape[1], step):
+            chunk = np.ascontiguousarray(data[:, first : first + step])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = first
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def tone(freq: float, seconds: float, rate: int, level: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * rate / len(samples))
