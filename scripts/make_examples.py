@@ -149,15 +149,11 @@ def make_call(spec: CallSpec, out_dir: Path) -> MadeCall:
     d = build_dialogue(spec.turns, sample_rate=spec.sample_rate)
     if spec.form == "stereo":
         name = f"{spec.stem}.wav"
-        audio = to_stereo(
-            d, "agent", "customer", bleed_db=STEREO_BLEED_DB, bleed_delay_ms=STEREO_BLEED_DELAY_MS
-        )
+        audio = to_stereo(d, "agent", "customer", bleed_db=STEREO_BLEED_DB, bleed_delay_ms=STEREO_BLEED_DELAY_MS)
         write_wav(out_dir / name, audio, d.sample_rate, codec=spec.codec)
     elif spec.form == "mono_mp3":
         name = f"{spec.stem}.mp3"
-        write_audio(
-            out_dir / name, d.mix, d.sample_rate, codec=spec.codec, container="mp3", bit_rate=MP3_BIT_RATE
-        )
+        write_audio(out_dir / name, d.mix, d.sample_rate, codec=spec.codec, container="mp3", bit_rate=MP3_BIT_RATE)
     else:
         name = f"{spec.stem}.wav"
         write_wav(out_dir / name, d.mix, d.sample_rate, codec=spec.codec)
@@ -189,8 +185,7 @@ def _ref_row(call: MadeCall, out_dir: Path, espeak_version: str) -> dict[str, ob
         "notes": f"{spec.description} Made by scripts/make_examples.py with {espeak_version}.",
         "channel_speakers": ["agent", "customer"] if stereo else None,
         "turns": [
-            {"start": round(t.start, 3), "end": round(t.end, 3), "speaker": t.speaker, "text": t.text}
-            for t in d.turns
+            {"start": round(t.start, 3), "end": round(t.end, 3), "speaker": t.speaker, "text": t.text} for t in d.turns
         ],
         "md5": hashlib.md5((out_dir / call.file).read_bytes()).hexdigest(),
     }

@@ -63,7 +63,7 @@ class Turn:
 
     speaker: str
     text: str
-    voice: str = AGENT_VOICE_EN
+    voice: str
     gap: float = 0.4
     overlap: float = 0.0
     rate: int = 165
@@ -217,9 +217,7 @@ def _delay(x: np.ndarray, shift: int) -> np.ndarray:
     return np.concatenate([np.zeros(shift, dtype=x.dtype), x[:-shift]])
 
 
-def write_wav(
-    path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, *, codec: str = "pcm_s16le"
-) -> None:
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, *, codec: str = "pcm_s16le") -> None:
     """Write a WAV file (any channel count) atomically via PyAV: ``pcm_s16le``, ``pcm_mulaw``, ..."""
     write_audio(path, samples, sample_rate, codec=codec, container="wav")
 
