@@ -9,7 +9,6 @@ clip of the same channel and never beyond the audio.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ MAX_CLIP_S = 30.0
 PAD_S = 0.2
 MAX_MERGE_GAP_S = 2.0  # longer silences end a clip: engines do better without long silent stretches
 ENERGY_FRAME_S = 0.01
+MIN_PIECE_SHARE = 0.25  # a cut leaves pieces of at least this share of the longest clip core
 ENERGY_SMOOTH_S = 0.2  # a cut goes where the energy averaged over this long is lowest: inside a pause
 
 
@@ -49,20 +49,22 @@ def _quietest(audio: DecodedAudio, channel: int, lo: float, hi: float) -> float:
         return (lo + hi) / 2
     energy = np.mean(np.square(samples[: count * frame].reshape(count, frame), dtype=np.float64), axis=1)
     width = max(1, round(ENERGY_SMOOTH_S / ENERGY_FRAME_S))
-    smoothed = np.convolve(energy, np.ones(width) / width, mode="same")
-    best = int(np.argmin(smoothed))
+    kernel = np.ones(width)
+    # Divide by how many frames each average really covers, so the edges are not made to look quiet.
+    smoothed = np.convolve(energy, kernel, mode="same") / np.convolve(np.ones(count), kernel, mode="same")
+    best = len(smoothed) - 1 - int(np.argmin(smoothed[::-1]))  # the latest of equals: fewer, longer clips
     return min(hi, max(lo, (first + best * frame + frame / 2) / SAMPLE_RATE))
 
 
 def _split(audio: DecodedAudio, channel: int, span: Span, max_core: float) -> list[Span]:
-    """Cut ``span`` into pieces no longer than ``max_core``, each cut at the quietest point allowed."""
+    """Cut ``span`` into pieces of ``max_core / 4`` to ``max_core`` seconds, each at the quietest point allowed."""
+    min_piece = max_core * MIN_PIECE_SHARE
     pieces: list[Span] = []
     rest = span
     while rest.duration > max_core:
-        needed = math.ceil(rest.duration / max_core)
-        lo = rest.start + max(max_core / 2, rest.duration - (needed - 1) * max_core)
-        hi = rest.start + max_core
-        cut = _quietest(audio, channel, lo, hi) if hi > lo else hi
+        lo = rest.start + min_piece
+        hi = rest.start + min(max_core, rest.duration - min_piece)
+        cut = _quietest(audio, channel, lo, hi)
         pieces.append(Span(rest.start, cut))
         rest = Span(cut, rest.end)
     pieces.append(rest)
