@@ -1,0 +1,380 @@
+"""``qwen3``: Qwen3-ASR through the official qwen-asr package (transformers backend), batched over our clips.
+
+The model comes from a Hugging Face id (default ``Qwen/Qwen3-ASR-1.7B``), a ModelScope id (``hub="modelscope"``)
+or a local folder. Clips are bucketed by length and generated in batches of ``batch_size`` with an output budget
+sized from the audio length; a cut-off or looping output is retried (split at the quietest point, then a repetition
+penalty) and flagged. Hotwords become the model's context (system prompt). ``timestamps="word"`` adds word /
+character times from Qwen3-ForcedAligner.
+
+``EngineOptions.extra`` keys: ``context`` (free text put before the hotwords), ``aligner`` (aligner id or folder),
+``tokens_per_second`` / ``token_margin`` / ``max_new_tokens`` (the output budget), ``force_length`` (generate exactly
+the budget: for benchmarks), ``recover`` (``False`` turns retries off), ``cache_implementation`` (e.g. ``static``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from callscribe.engines.base import (
+    SAMPLE_RATE,
+    Clip,
+    EngineError,
+    EngineOptions,
+    EngineResult,
+    EngineSegment,
+    register,
+)
+from callscribe.engines.qwen3_aligner import DEFAULT_ALIGNER, Aligner
+from callscribe.engines.qwen3_lang import language_code, language_name
+from callscribe.engines.qwen3_load import DEFAULT_MODEL, INSTALL_HINT, available, resolve_model, torch_setup
+from callscribe.engines.qwen3_recover import find_loop, quietest_split
+from callscribe.model import Word
+
+log = logging.getLogger("callscribe")
+
+# Output budget: speech runs at about 3-5 tokens a second; twice that plus a margin only cuts off runaway output.
+TOKENS_PER_SECOND = 10.0
+TOKEN_MARGIN = 24
+MAX_NEW_TOKENS = 512
+# Shorter audio is zero-padded to this (the model's own minimum input).
+MIN_INPUT_S = 0.5
+# Clips at least this long are split in two when their output runs away; shorter ones get a repetition penalty.
+MIN_SPLIT_S = 2.0
+REPETITION_PENALTY = 1.2
+_ASR_TEXT_TAG = "<asr_text>"
+
+
+@dataclass
+class Qwen3Stats:
+    """Counters the engine keeps across calls (benchmarks and the pipeline's timings read them)."""
+
+    batches: int = 0
+    items: int = 0  # audio pieces generated, retries included
+    audio_s: float = 0.0
+    new_tokens: int = 0
+    prepare_s: float = 0.0  # features + tokenising
+    generate_s: float = 0.0  # audio encoder + decoder
+    align_s: float = 0.0
+    retries: int = 0
+
+
+@dataclass
+class _Decoded:
+    text: str
+    language: str | None
+    truncated: bool
+    looped: bool
+    confidence: float | None
+
+    @property
+    def bad(self) -> bool:
+        return self.truncated or self.looped
+
+
+@dataclass
+class _Piece:
+    """A stretch of a clip (all of it unless a split retry cut it) and what the model made of it."""
+
+    offset: int  # samples from the clip start
+    audio: np.ndarray
+    decoded: _Decoded
+    words: tuple[Word, ...] = ()
+
+
+@dataclass
+class _ClipWork:
+    pieces: list[_Piece]
+    flags: list[str] = field(default_factory=list)
+
+    def flag(self, name: str) -> None:
+        if name not in self.flags:
+            self.flags.append(name)
+
+
+class Qwen3Engine:
+    name = "qwen3"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        compute_type: str = "auto",
+        threads: int = 0,
+        hub: str = "huggingface",
+        batch_size: int = 8,
+        aligner: str | None = None,
+        attn_implementation: str = "sdpa",
+    ) -> None:
+        if importlib.util.find_spec("qwen_asr") is None:
+            raise EngineError(f"qwen3: qwen-asr is not installed ({INSTALL_HINT})")
+        from qwen_asr import Qwen3ASRModel
+
+        self.model_name = model or DEFAULT_MODEL
+        self.hub = hub
+        self.device, self.dtype = torch_setup(device, compute_type, threads)
+        self.batch_size = max(1, batch_size)
+        self.aligner_name = aligner
+        self._aligner: Aligner | None = None
+        self.stats = Qwen3Stats()
+        path = resolve_model(model, hub)
+        try:
+            self.asr = Qwen3ASRModel.from_pretrained(
+                path,
+                max_inference_batch_size=self.batch_size,
+                max_new_tokens=MAX_NEW_TOKENS,
+                dtype=self.dtype,
+                device_map=self.device,
+                attn_implementation=attn_implementation,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EngineError(f"qwen3: cannot load {path}: {exc}") from exc
+        tokenizer = self.asr.processor.tokenizer
+        self._eos = [i for i in tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"]) if i is not None]
+        self._pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        log.info("qwen3: loaded %s on %s (%s)", path, self.device, str(self.dtype).replace("torch.", ""))
+
+    def describe(self) -> str:
+        return f"qwen3 {self.model_name} ({self.device}, {str(self.dtype).replace('torch.', '')})"
+
+    def prompt(self, context: str, language: str | None) -> str:
+        """The text prompt for one clip, built with the model's chat template (system = context)."""
+        messages = [
+            {"role": "system", "content": context},
+            {"role": "user", "content": [{"type": "audio", "audio": ""}]},
+        ]
+        text = self.asr.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return text + (f"language {language}{_ASR_TEXT_TAG}" if language else "")
+
+    def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]:
+        forced = language_name(options.language)
+        extra = options.extra
+        context = "\n".join(p for p in (str(extra.get("context", "")).strip(), ", ".join(options.hotwords)) if p)
+        prompt = self.prompt(context, forced)
+        batch = max(1, options.batch_size or self.batch_size)
+        audios = [np.asarray(c.audio, dtype=np.float32).reshape(-1) for c in clips]
+        first = self._generate(audios, prompt, forced, extra, batch, penalty=None)
+        work = [_ClipWork(pieces=[_Piece(0, a, d)]) for a, d in zip(audios, first, strict=True)]
+        for w in work:
+            d = w.pieces[0].decoded
+            if d.truncated:
+                w.flag("truncated")
+            if d.looped:
+                w.flag("repetition")
+        if extra.get("recover", True):
+            self._recover(work, prompt, forced, extra, batch)
+        if options.timestamps == "word":
+            self._align(work, forced, extra, batch)
+        return [self._result(w, forced) for w in work]
+
+    def _recover(self, work: list[_ClipWork], prompt: str, forced: str | None, extra: dict, batch: int) -> None:
+        # 1) Split long clips at their quietest point and transcribe both halves.
+        to_split = [w for w in work if w.pieces[0].decoded.bad and len(w.pieces[0].audio) >= MIN_SPLIT_S * SAMPLE_RATE]
+        halves: list[np.ndarray] = []
+        for w in to_split:
+            cut = quietest_split(w.pieces[0].audio)
+            halves += [w.pieces[0].audio[:cut], w.pieces[0].audio[cut:]]
+        if to_split:
+            self.stats.retries += len(halves)
+            decoded = self._generate(halves, prompt, forced, extra, batch, penalty=None)
+            for k, w in enumerate(to_split):
+                left, right = halves[2 * k], halves[2 * k + 1]
+                w.pieces = [_Piece(0, left, decoded[2 * k]), _Piece(len(left), right, decoded[2 * k + 1])]
+                w.flag("split-retry")
+        # 2) Whatever is still cut off or looping gets one retry with a repetition penalty.
+        bad = [(w, i) for w in work for i, p in enumerate(w.pieces) if p.decoded.bad]
+        if bad:
+            self.stats.retries += len(bad)
+            audios = [w.pieces[i].audio for w, i in bad]
+            again = self._generate(audios, prompt, forced, extra, batch, REPETITION_PENALTY)
+            for (w, i), d in zip(bad, again, strict=True):
+                w.flag("penalty-retry")
+                old = w.pieces[i].decoded
+                if not d.bad or (old.looped and not d.looped):
+                    w.pieces[i].decoded = d
+        if any(p.decoded.bad for w in work for p in w.pieces):
+            for w in work:
+                if any(p.decoded.bad for p in w.pieces):
+                    w.flag("unresolved")
+
+    def _align(self, work: list[_ClipWork], forced: str | None, extra: dict, batch: int) -> None:
+        started = time.perf_counter()
+        pieces = [p for w in work for p in w.pieces]
+        aligner = self._get_aligner(extra)
+        languages = [forced or _lang_name(p.decoded.language) for p in pieces]
+        words = aligner.align([p.audio for p in pieces], [p.decoded.text for p in pieces], languages, batch)
+        for p, ws in zip(pieces, words, strict=True):
+            p.words = ws
+        self.stats.align_s += time.perf_counter() - started
+
+    def _get_aligner(self, extra: dict) -> Aligner:
+        name = str(extra.get("aligner") or self.aligner_name or DEFAULT_ALIGNER)
+        if self._aligner is None or self._aligner.path != name:
+            self._aligner = Aligner(resolve_model(name, self.hub), self.device, self.dtype)
+            self._aligner.path = name
+        return self._aligner
+
+    def _result(self, w: _ClipWork, forced: str | None) -> EngineResult:
+        segments = []
+        for p in w.pieces:
+            text = p.decoded.text.strip()
+            if not text:
+                continue
+            base = p.offset / SAMPLE_RATE
+            words = tuple(Word(x.text, round(base + x.start, 3), round(base + x.end, 3)) for x in p.words)
+            start, end = (words[0].start, words[-1].end) if words else (base, base + len(p.audio) / SAMPLE_RATE)
+            segments.append(EngineSegment(round(start, 3), round(end, 3), text, words, p.decoded.confidence))
+        detected = next((p.decoded.language for p in w.pieces if p.decoded.language), None)
+        language = language_code(forced) if forced else detected
+        return EngineResult(segments=tuple(segments), language=language, flags=tuple(w.flags))
+
+    def budget(self, seconds: float, extra: dict) -> int:
+        """``max_new_tokens`` for a clip of ``seconds``."""
+        rate = float(extra.get("tokens_per_second", TOKENS_PER_SECOND))
+        margin = int(extra.get("token_margin", TOKEN_MARGIN))
+        cap = int(extra.get("max_new_tokens", MAX_NEW_TOKENS))
+        return max(1, min(cap, math.ceil(seconds * rate) + margin))
+
+    def _generate(
+        self,
+        audios: Sequence[np.ndarray],
+        prompt: str,
+        forced: str | None,
+        extra: dict,
+        batch: int,
+        penalty: float | None,
+    ) -> list[_Decoded]:
+        """Generate for every audio: bucketed by length (longest first), ``batch`` at a time."""
+        out: list[_Decoded | None] = [None] * len(audios)
+        order = sorted(range(len(audios)), key=lambda i: -len(audios[i]))
+        for k in range(0, len(order), batch):
+            idx = order[k : k + batch]
+            decoded = self._generate_batch([audios[i] for i in idx], prompt, forced, extra, penalty)
+            for i, d in zip(idx, decoded, strict=True):
+                out[i] = d
+        return [d for d in out if d is not None]
+
+    def _generate_batch(
+        self, audios: list[np.ndarray], prompt: str, forced: str | None, extra: dict, penalty: float | None
+    ) -> list[_Decoded]:
+        import torch
+
+        started = time.perf_counter()
+        min_len = int(MIN_INPUT_S * SAMPLE_RATE)
+        padded = [a if len(a) >= min_len else np.pad(a, (0, min_len - len(a))) for a in audios]
+        seconds = max(len(a) for a in padded) / SAMPLE_RATE
+        budget = self.budget(seconds, extra)
+        processor = self.asr.processor
+        inputs = processor(text=[prompt] * len(padded), audio=padded, return_tensors="pt", padding=True)
+        inputs = inputs.to(self.asr.model.device).to(self.asr.model.dtype)
+        prepared = time.perf_counter()
+        recorder = _confidence_recorder()
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": budget,
+            "eos_token_id": self._eos,
+            "pad_token_id": self._pad,
+            "do_sample": False,
+            "logits_processor": [recorder],
+        }
+        if penalty:
+            kwargs["repetition_penalty"] = penalty
+        if extra.get("force_length"):
+            kwargs["min_new_tokens"] = budget
+        if extra.get("cache_implementation"):
+            kwargs["cache_implementation"] = extra["cache_implementation"]
+        with torch.inference_mode():
+            generated = self.asr.model.generate(**inputs, **kwargs)
+        new = generated.sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        finished = time.perf_counter()
+        results = [self._decode(row, r, budget, forced, recorder) for r, row in enumerate(new)]
+        self.stats.batches += 1
+        self.stats.items += len(audios)
+        self.stats.audio_s += sum(len(a) for a in audios) / SAMPLE_RATE
+        self.stats.prepare_s += prepared - started
+        self.stats.generate_s += finished - prepared
+        return results
+
+    def _decode(self, row: list[int], r: int, budget: int, forced: str | None, recorder: Any) -> _Decoded:
+        from qwen_asr import parse_asr_output
+
+        ends = [row.index(e) for e in self._eos if e in row]
+        tokens = row[: min(ends)] if ends else row
+        self.stats.new_tokens += len(tokens)
+        truncated = not ends and len(row) >= budget
+        loop = find_loop(tokens)
+        if loop is not None:
+            tokens = tokens[: loop.keep()]
+        raw = self.asr.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+        name, text = parse_asr_output(raw, user_language=forced)
+        return _Decoded(
+            text=text.strip(),
+            language=language_code(name),
+            truncated=truncated,
+            looped=loop is not None,
+            confidence=recorder.confidence(r, len(tokens)),
+        )
+
+
+def _lang_name(code: str | None) -> str | None:
+    return language_name(code) if code else None
+
+
+def _confidence_recorder() -> Any:
+    """A logits processor that records the best token's log-probability at every step (greedy decoding)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class _Recorder(LogitsProcessor):
+        def __init__(self) -> None:
+            self.steps: list[torch.Tensor] = []
+            self._table: torch.Tensor | None = None
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            self.steps.append(torch.log_softmax(scores.float(), dim=-1).max(dim=-1).values)
+            return scores
+
+        def confidence(self, row: int, length: int) -> float | None:
+            if not self.steps or length == 0:
+                return None
+            if self._table is None:
+                self._table = torch.stack(self.steps, dim=1).cpu()
+            return round(float(torch.exp(self._table[row, :length].mean())), 4)
+
+    return _Recorder()
+
+
+@register("qwen3", availability=available)
+def create_qwen3(
+    model: str | None = None,
+    device: str = "auto",
+    compute_type: str = "auto",
+    threads: int = 0,
+    hub: str = "huggingface",
+    base_url: str | None = None,
+    concurrency: int = 4,
+    batch_size: int = 8,
+    aligner: str | None = None,
+    **_ignored: Any,
+) -> Qwen3Engine:
+    return Qwen3Engine(
+        model=model,
+        device=device,
+        compute_type=compute_type,
+        threads=threads,
+        hub=hub,
+        batch_size=batch_size,
+        aligner=aligner,
+        attn_implementation=str(_ignored.get("attn_implementation", "sdpa")),
+    )
+
+
+__all__ = ["DEFAULT_MODEL", "Qwen3Engine", "Qwen3Stats", "create_qwen3", "resolve_model"]
