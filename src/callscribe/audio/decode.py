@@ -73,8 +73,10 @@ class _SampleStore:
         self.frames += block.shape[1]
 
     def _spill(self) -> None:
+        # One anonymous file per channel, closed in close().
         self._files = [
-            tempfile.TemporaryFile(prefix="callscribe-", buffering=0)  # noqa: SIM115 (closed in close()) for _ in range(self.channels)
+            tempfile.TemporaryFile(prefix="callscribe-", buffering=0)  # noqa: SIM115
+            for _ in range(self.channels)
         ]
         pending, self._pending = self._pending, []
         for block in pending:
