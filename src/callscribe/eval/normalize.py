@@ -73,7 +73,7 @@ _CONTRACTIONS = (
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
-_DIGIT_GROUPS = re.compile(r"\b(\d+)[ -](?=\d+\b)")
+_DIGIT_GROUPS = re.compile(r"(?<=\d)[ -]+(?=\d)")
 _NUMERIC_KEEP = "%$€£¢¥.'"
 
 
@@ -206,12 +206,7 @@ def _numbers(text: str) -> str:
             tail = " " if run[-1:].isspace() else ""
             run = lead + _english_numbers()(run).strip() + tail
         parts.append(run)
-    text = "".join(parts)
-    while True:
-        joined = _DIGIT_GROUPS.sub(r"\1", text)
-        if joined == text:
-            return text
-        text = joined
+    return _DIGIT_GROUPS.sub("", "".join(parts))
 
 
 def _spelling(text: str) -> str:
