@@ -229,21 +229,30 @@ def _speech_map(options: Options, channels: int | None = None) -> SpeechMap:
     return SpeechMap(channels, threshold=options.vad_threshold, min_silence_s=options.min_silence_s)
 
 
+def _spans(speech_map: SpeechMap) -> dict[int, list[Span]]:
+    """``speech_map.spans()`` with its time counted as VAD time."""
+    started = time.perf_counter()
+    speech = speech_map.spans()
+    speech_map.seconds += time.perf_counter() - started
+    return speech
+
+
 def prepare(source: str | os.PathLike[str], options: Options) -> PreparedAudio:
     """Decode ``source`` and map its speech in one pass."""
     speech_map = _speech_map(options)
     started = time.perf_counter()
     audio = decode(source, max_duration=options.max_duration, consumers=[speech_map])
-    speech = speech_map.spans()
-    total = time.perf_counter() - started
+    decoded = time.perf_counter() - started - speech_map.seconds
+    speech = _spans(speech_map)
     log.debug(
-        "%s: decoded %.1f s, %d channels, VAD %.2f s",
+        "%s: %.1f s, %d channels, decode %.2f s, VAD %.2f s",
         audio.path,
         audio.duration,
         audio.channels,
+        decoded,
         speech_map.seconds,
     )
-    timings = {"decode": total - speech_map.seconds, "vad": speech_map.seconds}
+    timings = {"decode": decoded, "vad": speech_map.seconds}
     return PreparedAudio(audio=audio, speech=speech, timings=timings, speech_map=speech_map)
 
 
@@ -256,5 +265,5 @@ def prepare_array(samples: np.ndarray, sample_rate: int, options: Options) -> Pr
     for first in range(0, audio.frames, MAX_BATCH_WINDOWS * WINDOW):
         last = first + MAX_BATCH_WINDOWS * WINDOW
         speech_map(np.stack([audio.read_frames(ch, first, last) for ch in range(audio.channels)]))
-    speech = speech_map.spans()
+    speech = _spans(speech_map)
     return PreparedAudio(audio, speech, {"decode": decoded, "vad": speech_map.seconds}, speech_map)
