@@ -55,7 +55,7 @@ def test_long_call_is_decoded_in_bounded_blocks(tmp_path: Path, speech: np.ndarr
         assert sum(1 for shape in shapes if shape[1] == BLOCK_FRAMES) == len(shapes) - 1
         # Python-side allocations stay a fraction of the decoded call (the first two minutes are held in
         # memory before spilling, the rest goes straight to the spool).
-        assert audio._store is not None and audio._store.spooled
+        assert audio.spooled
         assert peak < full_size / 4
         # Positional reads from the spool give the right channel at the right place.
         late = MINUTES * 60 - 30.0

@@ -2,8 +2,8 @@
 
 Decoding runs in blocks: each decoded frame is converted to float32, resampled per channel with a streaming
 soxr resampler, gathered into blocks of at most :data:`BLOCK_FRAMES` samples, handed to the consumers (the VAD
-runs there, in the same pass) and spooled. Short calls stay in memory; longer ones spill to one anonymous temp
-file per channel that is read back with positional reads, so memory does not grow with call length.
+runs there, in the same pass) and spooled (:mod:`callscribe.audio.spool`), so memory does not grow with call
+length.
 Channels are never mixed down.
 """
 
@@ -13,7 +13,6 @@ import logging
 import os
 import stat
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,20 +23,22 @@ import av
 import numpy as np
 import soxr
 
+from callscribe.audio.spool import SampleSpool
+
 log = logging.getLogger("callscribe")
 
 SAMPLE_RATE = 16_000
+# Calls up to this long stay in memory; longer ones spill to one temp file per channel.
+SPOOL_AFTER_S = 120.0
+
 # Samples per channel in one block handed to consumers (a multiple of the VAD's 512-sample window).
 BLOCK_FRAMES = 65_536
-# Calls up to this many samples per channel stay in memory; longer ones spill to temp files.
-SPOOL_AFTER_FRAMES = 120 * SAMPLE_RATE
 # A stream that decodes to less than this share of its declared length is reported as cut short.
 TRUNCATED_RATIO = 0.9
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 50
 SOXR_QUALITY = "HQ"
 _WAV_HEADER_SCAN = 4096
-_FLOAT_BYTES = 4
 
 Consumer = Callable[[np.ndarray], None]
 
@@ -52,77 +53,6 @@ class AudioError(Exception):
         super().__init__(f"{self.path}: {self.cause}")
 
 
-class _SampleStore:
-    """Per-channel float32 samples: in memory while short, then in anonymous temp files."""
-
-    def __init__(self, channels: int) -> None:
-        self.channels = channels
-        self.frames = 0
-        self._pending: list[np.ndarray] = []
-        self._arrays: list[np.ndarray] | None = None
-        self._files: list[Any] | None = None
-
-    def append(self, block: np.ndarray) -> None:
-        if self._files is None and self.frames + block.shape[1] > SPOOL_AFTER_FRAMES:
-            self._spill()
-        if self._files is not None:
-            for ch, handle in enumerate(self._files):
-                handle.write(np.ascontiguousarray(block[ch], dtype=np.float32).tobytes())
-        else:
-            self._pending.append(np.array(block, dtype=np.float32))
-        self.frames += block.shape[1]
-
-    def _spill(self) -> None:
-        # One anonymous file per channel, closed in close().
-        self._files = [
-            tempfile.TemporaryFile(prefix="callscribe-", buffering=0)  # noqa: SIM115
-            for _ in range(self.channels)
-        ]
-        pending, self._pending = self._pending, []
-        for block in pending:
-            for ch, handle in enumerate(self._files):
-                handle.write(block[ch].tobytes())
-
-    def finish(self) -> None:
-        if self._files is None and self._arrays is None:
-            if self._pending:
-                joined = np.concatenate(self._pending, axis=1)
-            else:
-                joined = np.zeros((self.channels, 0), dtype=np.float32)
-            self._arrays = [np.ascontiguousarray(joined[ch]) for ch in range(self.channels)]
-            self._pending = []
-
-    @property
-    def spooled(self) -> bool:
-        return self._files is not None
-
-    def read(self, channel: int, first: int, last: int) -> np.ndarray:
-        first, last = max(0, first), min(self.frames, last)
-        if last <= first:
-            return np.zeros(0, dtype=np.float32)
-        if self._arrays is not None:
-            return self._arrays[channel][first:last].copy()
-        if self._files is None:
-            raise RuntimeError("samples are still being written")
-        out = np.empty(last - first, dtype=np.float32)
-        view = memoryview(out).cast("B")
-        fd = self._files[channel].fileno()
-        done = 0
-        while done < len(view):
-            got = os.preadv(fd, [view[done:]], first * _FLOAT_BYTES + done)
-            if got <= 0:
-                raise OSError(f"temp spool ended early at byte {first * _FLOAT_BYTES + done}")
-            done += got
-        return out
-
-    def close(self) -> None:
-        for handle in self._files or ():
-            handle.close()
-        self._files = None
-        self._arrays = None
-        self._pending = []
-
-
 @dataclass
 class DecodedAudio:
     """A decoded call: every channel at 16 kHz, read per channel. Close it (or use ``with``) when done."""
@@ -133,7 +63,12 @@ class DecodedAudio:
     codec: str
     duration: float  # seconds
     notes: list[str] = field(default_factory=list)  # warnings worth showing, e.g. a stream that ended early
-    _store: _SampleStore | None = field(default=None, repr=False, compare=False)
+    _store: SampleSpool | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def spooled(self) -> bool:
+        """True when the samples live in temp files rather than in memory."""
+        return self._store is not None and self._store.spooled
 
     @property
     def frames(self) -> int:
@@ -171,7 +106,7 @@ class DecodedAudio:
 class _Blocker:
     """Gathers resampled pieces into fixed-size blocks for the store and the consumers."""
 
-    def __init__(self, store: _SampleStore, consumers: Sequence[Consumer]) -> None:
+    def __init__(self, store: SampleSpool, consumers: Sequence[Consumer]) -> None:
         self.store = store
         self.consumers = consumers
         self._parts: list[np.ndarray] = []
@@ -308,7 +243,7 @@ def _decode_container(
     if max_duration is not None and declared is not None and declared > max_duration:
         raise AudioError(path, _too_long(declared, max_duration))
 
-    store: _SampleStore | None = None
+    store: SampleSpool | None = None
     blocker: _Blocker | None = None
     resampler: soxr.ResampleStream | None = None
     source_rate = stream.rate or 0
@@ -330,7 +265,7 @@ def _decode_container(
                 samples = frame_to_float(frame)
                 if store is None:
                     channels, source_rate = samples.shape[0], frame.sample_rate
-                    store = _SampleStore(channels)
+                    store = SampleSpool(channels, round(SPOOL_AFTER_S * SAMPLE_RATE))
                     blocker = _Blocker(store, consumers)
                     if source_rate != SAMPLE_RATE:
                         resampler = soxr.ResampleStream(
@@ -402,7 +337,7 @@ def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") 
     if sample_rate != SAMPLE_RATE:
         resampled = soxr.resample(np.ascontiguousarray(data.T), sample_rate, SAMPLE_RATE, quality=SOXR_QUALITY)
         data = np.asarray(resampled, dtype=np.float32).reshape(-1, data.shape[0]).T
-    store = _SampleStore(data.shape[0])
+    store = SampleSpool(data.shape[0], round(SPOOL_AFTER_S * SAMPLE_RATE))
     for first in range(0, data.shape[1], BLOCK_FRAMES):
         store.append(data[:, first : first + BLOCK_FRAMES])
     store.finish()
