@@ -7,7 +7,15 @@ import itertools
 import numpy as np
 import pytest
 
-from callscribe.audio import SAMPLE_RATE, ClipPlan, from_array, make_clips, plan_clips, prepare_array
+from callscribe.audio import (
+    SAMPLE_RATE,
+    ClipPlan,
+    from_array,
+    iter_clips,
+    make_clips,
+    plan_clips,
+    prepare_array,
+)
 from callscribe.audio.enhance import denoise, normalize_loudness, rms_dbfs
 from callscribe.model import Span
 from callscribe.options import Options
@@ -89,6 +97,10 @@ def test_every_speech_frame_in_exactly_one_clip(speech: np.ndarray, max_clip_s: 
         assert clip.duration <= max_clip_s + 1e-6
         assert clip.start == pytest.approx(plan.start, abs=1 / SAMPLE_RATE)
         assert clip.end == pytest.approx(plan.end, abs=1 / SAMPLE_RATE)
+    lazy = iter_clips(prepared.audio, prepared.speech, call_id="call-1", max_clip_s=max_clip_s)
+    for eager, one in zip(clips, lazy, strict=True):
+        assert (eager.start, eager.index, eager.channel) == (one.start, one.index, one.channel)
+        np.testing.assert_array_equal(eager.audio, one.audio)
 
 
 def test_long_monologue_is_cut_inside_its_pauses(speech: np.ndarray) -> None:
