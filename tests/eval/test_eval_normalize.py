@@ -109,6 +109,12 @@ def test_contractions_are_expanded(contracted: str, expanded: str) -> None:
     assert normalize(contracted) == normalize(expanded)
 
 
+def test_titles_and_interjection_oh() -> None:
+    assert normalize("Mr. Smith and Dr Lee") == normalize("mister smith and doctor lee")
+    assert normalize("oh, I see") == "oh i see"  # an interjection, not the digit zero
+    assert normalize("four two oh seven") == normalize("4207")
+
+
 def test_possessive_is_kept() -> None:
     assert normalize("the fellow's hat") == "the fellow's hat"
 

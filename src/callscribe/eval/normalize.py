@@ -69,8 +69,22 @@ _CONTRACTIONS = (
     (re.compile(r"'d\b"), " would"),
     (re.compile(r"\bi'm\b"), "i am"),
     (re.compile(r"\b(it|that|what|he|she|there|here|who|where|how|when|why|this)'s\b"), r"\1 is"),
+    (re.compile(r"\bmr\b\.?"), "mister"),
+    (re.compile(r"\bmrs\b\.?"), "missus"),
+    (re.compile(r"\bms\b\.?"), "miss"),
+    (re.compile(r"\bdr\b\.?"), "doctor"),
 )
+_CONTRACTION_HINT = re.compile(r"'|gonna|wanna|gotta|cannot|\bmr|\bms\b|\bdr\b")
 
+# Words next to which "oh" is read as the digit zero ("four two oh seven"), not as an interjection.
+_NUMBER_WORDS = frozenset(
+    (
+        *("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+        *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"),
+        *("nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"),
+        *("hundred", "thousand"),
+    )
+)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
 _DIGIT_GROUPS = re.compile(r"(?<=\d)[ -]+(?=\d)")
@@ -106,8 +120,9 @@ def _lower(text: str) -> str:
 
 
 def _contractions(text: str) -> str:
-    """Expand common English contractions: ``don't`` → ``do not``, ``it's`` → ``it is``."""
-    if "'" not in text and not re.search(r"gonna|wanna|gotta|cannot", text):
+    """Expand common English contractions and titles: ``don't`` → ``do not``, ``it's`` → ``it is``,
+    ``Mr.`` → ``mister``."""
+    if not _CONTRACTION_HINT.search(text):
         return text
     text = re.sub(r"\s+'", "'", text)
     for pattern, replacement in _CONTRACTIONS:
@@ -158,14 +173,16 @@ def _english_numbers() -> Callable[[str], str]:
         raise ImportError(
             "English number normalisation needs the whisper-normalizer package (callscribe[eval])"
         ) from exc
-    return EnglishNumberNormalizer()
+    normalizer: Callable[[str], str] = EnglishNumberNormalizer()
+    return normalizer
 
 
 @lru_cache(maxsize=1)
 def _english_spelling() -> Callable[[str], str]:
     from whisper_normalizer.english import EnglishSpellingNormalizer
 
-    return EnglishSpellingNormalizer()
+    normalizer: Callable[[str], str] = EnglishSpellingNormalizer()
+    return normalizer
 
 
 def _split_script(text: str) -> list[tuple[bool, str]]:
@@ -178,6 +195,33 @@ def _split_script(text: str) -> list[tuple[bool, str]]:
         else:
             runs.append((cjk, ch))
     return runs
+
+
+def _english_run_numbers(run: str) -> str:
+    """Whisper's number normaliser on one run of Latin text, except for an "oh" that is an interjection.
+
+    Whisper reads every "oh" as zero ("oh, I see" → "0 i see"); here it is a digit only next to another number.
+    """
+    words = run.split()
+    interjections = [
+        i
+        for i, word in enumerate(words)
+        if word == "oh" and not any(0 <= j < len(words) and _is_number_word(words[j]) for j in (i - 1, i + 1))
+    ]
+    if not interjections:
+        return str(_english_numbers()(" ".join(words)))
+    pieces, start = [], 0
+    for i in [*interjections, len(words)]:
+        if i > start:
+            pieces.append(str(_english_numbers()(" ".join(words[start:i]))))
+        if i < len(words):
+            pieces.append("oh")
+        start = i + 1
+    return " ".join(p for p in pieces if p)
+
+
+def _is_number_word(word: str) -> bool:
+    return word.isdigit() or word in _NUMBER_WORDS
 
 
 def _chinese_numbers(text: str) -> str:
@@ -204,7 +248,7 @@ def _numbers(text: str) -> str:
         elif any("a" <= ch <= "z" or "A" <= ch <= "Z" for ch in run):
             lead = " " if run[:1].isspace() else ""
             tail = " " if run[-1:].isspace() else ""
-            run = lead + _english_numbers()(run).strip() + tail
+            run = lead + _english_run_numbers(run).strip() + tail
         parts.append(run)
     return _DIGIT_GROUPS.sub("", "".join(parts))
 

@@ -82,7 +82,8 @@ class EvalReport:
     version: int = field(default=REPORT_VERSION)
 
     def to_dict(self) -> dict[str, object]:
-        return json.loads(json.dumps(asdict(self), ensure_ascii=False))
+        data: dict[str, object] = json.loads(json.dumps(asdict(self), ensure_ascii=False))
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
@@ -191,14 +192,20 @@ def score_dir(
         terms = load_glossary(glossary)
     else:
         terms = tuple(glossary)
-    scores = []
-    for ref_id, ref in references.items():
-        hyp = hypotheses.get(ref_id)
-        if hyp is None:
-            logger.warning("no hypothesis for %s in %s", ref_id, hyp_dir)
-            if not count_missing:
-                continue
-        scores.append(score_file(ref, hyp, normalizer=normalizer, align=align, terms=terms))
+    missing = [ref_id for ref_id in references if ref_id not in hypotheses]
+    if missing:
+        logger.warning(
+            "%d reference(s) have no hypothesis in %s (%s): %s",
+            len(missing),
+            hyp_dir,
+            "scored as empty" if count_missing else "left out",
+            ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else ""),
+        )
+    scores = [
+        score_file(ref, hypotheses.get(ref_id), normalizer=normalizer, align=align, terms=terms)
+        for ref_id, ref in references.items()
+        if count_missing or ref_id in hypotheses
+    ]
     used = {h.path for rid, h in hypotheses.items() if rid in references}
     unmatched = tuple(sorted({str(h.path) for h in hypotheses.values() if h.path not in used}))
     settings = EvalSettings(
