@@ -87,7 +87,10 @@ def test_threshold_is_checked() -> None:
 def test_prepare_runs_vad_in_the_decode_pass_on_every_channel(tmp_path: Path, speech: np.ndarray) -> None:
     quiet = np.zeros_like(speech)
     path = write_audio(tmp_path / "two.wav", np.stack([quiet, speech]), SAMPLE_RATE, "pcm_s16le")
-    with prepare(path, Options()) as prepared:
+    blocks: list[tuple[int, ...]] = []
+    with prepare(path, Options(), consumers=[lambda block: blocks.append(block.shape)]) as prepared:
+        assert sum(shape[1] for shape in blocks) == prepared.audio.frames
+        assert {shape[0] for shape in blocks} == {2}
         assert prepared.speech[0] == []
         assert prepared.speech[1] == prepare_array(speech, SAMPLE_RATE, Options()).speech[0]
         assert prepared.speech_map is not None

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from callscribe.audio.decode import SAMPLE_RATE, DecodedAudio, decode, from_array
+from callscribe.audio.decode import SAMPLE_RATE, Consumer, DecodedAudio, decode, from_array
 from callscribe.model import Span
 from callscribe.options import Options
 
@@ -237,11 +238,14 @@ def _spans(speech_map: SpeechMap) -> dict[int, list[Span]]:
     return speech
 
 
-def prepare(source: str | os.PathLike[str], options: Options) -> PreparedAudio:
-    """Decode ``source`` and map its speech in one pass."""
+def prepare(source: str | os.PathLike[str], options: Options, *, consumers: Sequence[Consumer] = ()) -> PreparedAudio:
+    """Decode ``source`` and map its speech in one pass.
+
+    ``consumers`` see every 16 kHz block too, shaped ``(channels, n)`` (their time counts as decode time).
+    """
     speech_map = _speech_map(options)
     started = time.perf_counter()
-    audio = decode(source, max_duration=options.max_duration, consumers=[speech_map])
+    audio = decode(source, max_duration=options.max_duration, consumers=[speech_map, *consumers])
     decoded = time.perf_counter() - started - speech_map.seconds
     speech = _spans(speech_map)
     log.debug(
@@ -256,10 +260,10 @@ def prepare(source: str | os.PathLike[str], options: Options) -> PreparedAudio:
     return PreparedAudio(audio=audio, speech=speech, timings=timings, speech_map=speech_map)
 
 
-def prepare_array(samples: np.ndarray, sample_rate: int, options: Options) -> PreparedAudio:
+def prepare_array(samples: np.ndarray, sample_rate: int, options: Options, *, name: str = "<array>") -> PreparedAudio:
     """Like :func:`prepare` for samples already in memory, ``(n,)`` or ``(channels, n)``."""
     started = time.perf_counter()
-    audio = from_array(samples, sample_rate)
+    audio = from_array(samples, sample_rate, name=name)
     decoded = time.perf_counter() - started
     speech_map = _speech_map(options, audio.channels)
     for first in range(0, audio.frames, MAX_BATCH_WINDOWS * WINDOW):
