@@ -39,7 +39,7 @@ DEFAULT_STEPS = tuple(s for s in STEP_ORDER if s != "fillers")
 """Steps on by default: everything except filler removal."""
 
 ZH_FILLERS = "嗯呃啊"
-"""Chinese characters that are always fillers or interjections when dropped."""
+"""Hesitations and interjections the fillers step drops wherever they stand."""
 
 # 额 is a filler on its own but part of many words (金额 amount, 余额 balance, 额度 limit): keep it there.
 _ZH_E_FILLER = re.compile(r"(?<![金余限份数定名超差总配巨面税前])额(?![度外头定])")
