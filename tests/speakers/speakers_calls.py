@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from synth import AGENT_VOICE_EN, CUSTOMER_VOICE_EN, Dialogue, Turn, build_dialogue, resample, to_stereo
@@ -12,6 +13,9 @@ from callscribe.audio import DecodedAudio, make_clips
 from callscribe.engines.base import EngineOptions
 from callscribe.model import CallInfo, Span, Transcript, Utterance
 from callscribe.speakers import SpeakerPlan
+
+if TYPE_CHECKING:
+    from callscribe.engines.whisper import WhisperEngine
 
 A, C = AGENT_VOICE_EN, CUSTOMER_VOICE_EN
 
@@ -62,7 +66,7 @@ def tiny_model_dir() -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def tiny_engine():  # noqa: ANN201 - the engine type lives in an optional module
+def tiny_engine() -> WhisperEngine:
     from callscribe.engines.whisper import WhisperEngine
 
     return WhisperEngine(model=str(tiny_model_dir()), threads=2)

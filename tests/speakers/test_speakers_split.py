@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
 import numpy as np
 import pytest
 from rapidfuzz import fuzz
 from speakers_calls import dialogue, speech_time, stereo_8k, tiny_engine, tiny_model_dir, transcribe, unsplit_plan
+from synth import RefTurn
 
-from callscribe.audio import prepare, prepare_array
+from callscribe.audio import PreparedAudio, prepare, prepare_array
+from callscribe.model import Utterance
 from callscribe.options import Options
 from callscribe.speakers import finalize, plan_speakers
 
@@ -15,13 +20,13 @@ needs_tiny = pytest.mark.skipif(tiny_model_dir() is None, reason="Whisper tiny.e
 
 
 @pytest.fixture(scope="module")
-def stereo_call():  # noqa: ANN201
+def stereo_call() -> Iterator[PreparedAudio]:
     prepared = prepare_array(stereo_8k(-20.0), 8000, Options())
     yield prepared
     prepared.close()
 
 
-def _real_overlaps(turns) -> list[tuple[float, float]]:  # noqa: ANN001
+def _real_overlaps(turns: list[RefTurn]) -> list[tuple[float, float]]:
     out = []
     for i, a in enumerate(turns):
         for b in turns[i + 1 :]:
@@ -30,7 +35,7 @@ def _real_overlaps(turns) -> list[tuple[float, float]]:  # noqa: ANN001
     return out
 
 
-def test_bleed_is_removed_and_own_speech_kept(stereo_call) -> None:  # noqa: ANN001
+def test_bleed_is_removed_and_own_speech_kept(stereo_call: PreparedAudio) -> None:
     plan = plan_speakers(stereo_call.audio, stereo_call.speech, Options())
     assert plan.mode == "split"
     assert plan.labels == {c: [f"ch{c}"] * len(s) for c, s in plan.speech.items()}
@@ -50,7 +55,7 @@ def test_bleed_is_removed_and_own_speech_kept(stereo_call) -> None:  # noqa: ANN
     assert plan.bleed and sum(s.duration for v in plan.bleed.values() for s in v) > 5.0
 
 
-def test_every_real_overlap_is_kept_on_both_channels(stereo_call) -> None:  # noqa: ANN001
+def test_every_real_overlap_is_kept_on_both_channels(stereo_call: PreparedAudio) -> None:
     plan = plan_speakers(stereo_call.audio, stereo_call.speech, Options())
     for a, b in _real_overlaps(dialogue("stereo").turns):
         for ch in (0, 1):
@@ -76,19 +81,20 @@ def test_silent_second_channel_is_diarized_as_mono() -> None:
     assert any("only channel 1" in n for n in plan.notes)
 
 
-def _duplicates(utts) -> list[tuple[str, str]]:  # noqa: ANN001
+def _duplicates(utts: Sequence[Utterance]) -> list[tuple[str, str]]:
     out = []
     for u in utts:
         for v in utts:
-            if u.channel < v.channel and u.span.intersection(v.span) > 0.3 * min(u.duration, v.duration):
-                if fuzz.partial_ratio(u.text.lower(), v.text.lower()) >= 80 and len(u.text) > 6:
-                    out.append((u.text, v.text))
+            same_time = u.span.intersection(v.span) > 0.3 * min(u.duration, v.duration)
+            same_text = fuzz.partial_ratio(u.text.lower(), v.text.lower()) >= 80 and len(u.text) > 6
+            if u.channel < v.channel and same_time and same_text:
+                out.append((u.text, v.text))
     return out
 
 
 @needs_tiny
 @pytest.mark.slow
-def test_split_call_roles_overlaps_and_no_duplicated_text(stereo_call) -> None:  # noqa: ANN001
+def test_split_call_roles_overlaps_and_no_duplicated_text(stereo_call: PreparedAudio) -> None:
     plan = plan_speakers(stereo_call.audio, stereo_call.speech, Options())
     raw = transcribe(stereo_call.audio, plan.speech, plan.labels)
     t = finalize(raw, stereo_call.audio, plan, Options())
@@ -107,7 +113,7 @@ def test_split_call_roles_overlaps_and_no_duplicated_text(stereo_call) -> None: 
 
 @needs_tiny
 @pytest.mark.slow
-def test_text_check_drops_bleed_that_reached_asr(stereo_call) -> None:  # noqa: ANN001
+def test_text_check_drops_bleed_that_reached_asr(stereo_call: PreparedAudio) -> None:
     # Skip the energy step: the raw VAD spans carry the crosstalk into ASR.
     base = plan_speakers(stereo_call.audio, stereo_call.speech, Options())
     plan = unsplit_plan(base, stereo_call.speech)
@@ -123,7 +129,7 @@ def test_text_check_drops_bleed_that_reached_asr(stereo_call) -> None:  # noqa: 
 
 @needs_tiny
 @pytest.mark.slow
-def test_channel_roles_option_wins(stereo_call) -> None:  # noqa: ANN001
+def test_channel_roles_option_wins(stereo_call: PreparedAudio) -> None:
     opts = Options(channel_roles=("customer", "agent"))
     plan = plan_speakers(stereo_call.audio, stereo_call.speech, opts)
     t = finalize(transcribe(stereo_call.audio, plan.speech, plan.labels), stereo_call.audio, plan, opts)
@@ -134,7 +140,7 @@ def test_channel_roles_option_wins(stereo_call) -> None:  # noqa: ANN001
 
 
 @pytest.mark.evalset
-def test_real_two_speaker_stereo_file_is_split(evalset) -> None:  # noqa: ANN001
+def test_real_two_speaker_stereo_file_is_split(evalset: Path) -> None:
     with prepare(evalset / "audio" / "en_fasterwhisper_stereo_2spk_channels.wav", Options()) as prepared:
         plan = plan_speakers(prepared.audio, prepared.speech, Options())
     assert plan.mode == "split"

@@ -2,8 +2,8 @@
 
 Levels are compared frame by frame (20 ms RMS, in dB). On a split-channel call each party's own voice reaches
 the other party's channel only as crosstalk or echo, typically 15-30 dB down; two people talking at once each
-dominate their own channel. A frame of channel *c* is bleed when *c* sits more than ``BLEED_DB`` (12 dB) below the
-loudest of the other channels (compared over ±``DELAY_FRAMES`` to allow for line delay). 12 dB sits well below
+dominate their own channel. A frame of channel *c* is bleed when *c* sits more than ``BLEED_DB`` (12 dB) below
+the loudest of the other channels (compared over ±``DELAY_FRAMES`` to allow for line delay). 12 dB sits well below
 the level gap between two real parties on the same recorder (parties seldom differ by more than ~6-8 dB after
 the phone network's gain control) and well above the weakest bleed seen in practice (about -15 dB), so real
 overlapping speech is kept and crosstalk is dropped. Speech in a span survives where the channel has its own
@@ -58,7 +58,8 @@ class ChannelLevels:
     level_diff_db: float  # median per-frame level difference ch0 - ch1 over speech frames
 
     def frames(self, span: Span) -> slice:
-        return slice(int(span.start / FRAME_S), max(int(span.start / FRAME_S) + 1, int(np.ceil(span.end / FRAME_S))))
+        first = int(span.start / FRAME_S)
+        return slice(first, max(first + 1, int(np.ceil(span.end / FRAME_S))))
 
 
 @dataclass
@@ -111,7 +112,8 @@ def measure(audio: AudioSource) -> ChannelLevels:
         corr = float(cov / np.sqrt(var)) if var > 0 else 0.0
         a, b = levels[0], levels[1]
         m = min(len(a), len(b))
-        loud = np.maximum(a[:m], b[:m]) > np.percentile(np.maximum(a[:m], b[:m]), 70) if m else np.zeros(0, bool)
+        peak = np.maximum(a[:m], b[:m])
+        loud = peak > np.percentile(peak, 70) if m else np.zeros(0, bool)
         diff = float(np.median(a[:m][loud] - b[:m][loud])) if loud.any() else 0.0
     return ChannelLevels(levels, corr, diff)
 
@@ -123,7 +125,7 @@ def speech_seconds(spans: list[Span]) -> float:
 def choose_mode(
     requested: str, levels: ChannelLevels, speech: dict[int, list[Span]]
 ) -> tuple[str, int | None, list[str]]:
-    """``(mode, mix_channel, notes)``: ``split`` for one party per channel, ``mix``/``mono`` for one signal."""
+    """``(mode, mix_channel, notes)``: ``split`` is one party per channel, ``mix`` one signal to diarize."""
     notes: list[str] = []
     n = len(levels.db)
     if n < 2:
@@ -168,12 +170,12 @@ def _pieces(own: np.ndarray, offset: int) -> list[Span]:
     idx = np.flatnonzero(own)
     if len(idx) == 0:
         return []
-    bridge = int(round(OWN_BRIDGE_S / FRAME_S))
+    bridge = round(OWN_BRIDGE_S / FRAME_S)
     breaks = np.flatnonzero(np.diff(idx) > bridge)
     starts = np.concatenate([[idx[0]], idx[breaks + 1]])
     ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
     out = []
-    for a, b in zip(starts, ends):
+    for a, b in zip(starts, ends, strict=True):
         if own[a:b].sum() * FRAME_S >= OWN_MIN_S:
             out.append(Span(round(float(offset + a) * FRAME_S, 3), round(float(offset + b) * FRAME_S, 3)))
     return out

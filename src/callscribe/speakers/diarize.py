@@ -1,13 +1,14 @@
 """Mono diarization: speech spans -> speaker embeddings on short windows -> clustering -> refined turns.
 
 1. Coarse windows (1.5 s, 0.75 s hop) inside each speech span are embedded with the voice encoder.
-2. Average-linkage clustering on cosine distance; the number of speakers is fixed (``speakers``) or found by a
-   distance threshold, bounded by ``min_speakers``/``max_speakers``; a few k-means passes then settle centroids.
-3. Boundaries are refined on a 0.1 s grid: every grid point is scored against each centroid by the coarse and the
-   finer (0.75 s, 0.25 s hop) windows covering it, and a Viterbi pass with a switch penalty picks the labels, so
-   turns change where the voice changes, not on the coarse window grid.
-4. Spans are cut where the label changes. Points whose best two speakers score nearly the same while both match well
-   are reported as possible overlap.
+2. Spectral clustering of a refined cosine affinity (row pruning, symmetry, diffusion, as for d-vectors); the
+   number of speakers is fixed (``speakers``) or the Laplacian's largest eigengap, bounded by
+   ``min_speakers``/``max_speakers``; a few k-means passes on the embeddings then settle centroids.
+3. Boundaries are refined on a 0.1 s grid: each grid point is scored against each centroid by the coarse and
+   finer (0.75 s, 0.5 s hop) windows covering it, and a Viterbi pass with a switch penalty picks the labels,
+   so turns change where the voice changes, not on the coarse window grid.
+4. Spans are cut where the label changes. Points whose best two speakers score nearly the same while both match
+   well are reported as possible overlap.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # mel frames per second (100)
 COARSE_WIN_S = 1.5
 COARSE_HOP_S = 0.75
 FINE_WIN_S = 0.75
-FINE_HOP_S = 0.25
+FINE_HOP_S = 0.5
 MIN_WIN_S = 0.5  # shorter speech is labelled from its neighbours' voices, never embedded alone
 GRID_S = 0.1
 FINE_WEIGHT = 0.5  # weight of a fine window's vote against a coarse one's
@@ -43,7 +44,7 @@ TURN_GAP_S = 2.0  # pauses a speaker turn may hold (see turns())
 
 @dataclass
 class Diarization:
-    """Speech cut at speaker changes: ``spans[i]`` is spoken by ``labels[i]`` (``S1``, ``S2``... by first turn)."""
+    """Speech cut at speaker changes: ``spans[i]`` is said by ``labels[i]`` (``S1``, ``S2``... by first turn)."""
 
     spans: list[Span]
     labels: list[str]
@@ -53,7 +54,7 @@ class Diarization:
 
     def talk_time(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for span, label in zip(self.spans, self.labels):
+        for span, label in zip(self.spans, self.labels, strict=True):
             out[label] = out.get(label, 0.0) + span.duration
         return out
 
@@ -203,15 +204,16 @@ def diarize(
     for span in speech:
         a = int(span.start * SAMPLE_RATE)
         mel = encoder.mel(wav[a : int(span.end * SAMPLE_RATE)])
-        for w in _windows(span, COARSE_WIN_S, COARSE_HOP_S, True) + _windows(span, FINE_WIN_S, FINE_HOP_S, False):
+        spans_windows = _windows(span, COARSE_WIN_S, COARSE_HOP_S, True)
+        for w in spans_windows + _windows(span, FINE_WIN_S, FINE_HOP_S, False):
             i = round((w.start - span.start) * FRAMES_PER_S)
             j = min(len(mel), round((w.end - span.start) * FRAMES_PER_S))
             if j - i >= MIN_WIN_S * FRAMES_PER_S:
                 windows.append(w)
                 mels.append(mel[i:j])
     if not windows:
-        label = "S1"
-        return Diarization(list(speech), [label] * len(speech), 1, notes=["speech too short to tell voices apart"])
+        note = "speech too short to tell voices apart"
+        return Diarization(list(speech), ["S1"] * len(speech), 1, notes=[note])
     emb = encoder.embed_mels(mels)
     coarse = np.array([w.coarse for w in windows])
     if coarse.sum() == 0:
@@ -229,7 +231,6 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
     spans: list[Span] = []
     labels: list[int] = []
     overlaps: list[Span] = []
-    prev_path_end: int | None = None
     for span in speech:
         n = max(1, int(np.ceil(span.duration / GRID_S)))
         t = span.start + (np.arange(n) + 0.5) * span.duration / n
@@ -239,9 +240,8 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
             dist = np.minimum(np.abs(starts - span.start), np.abs(ends - span.end))
             near = np.argsort(dist)[:4]
             score = (sims[near] / (1.0 + dist[near, None])).sum(axis=0)
-            lab = int(np.argmax(score)) if prev_path_end is None or k == 1 else int(np.argmax(score))
             spans.append(span)
-            labels.append(lab)
+            labels.append(int(np.argmax(score)))
             continue
         w = cover * weights[None, :]
         denom = w.sum(axis=1, keepdims=True)
@@ -251,7 +251,7 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
         if len(covered) < n:
             nearest = covered[np.abs(np.arange(n)[:, None] - covered[None, :]).argmin(axis=1)]
             scores = scores[nearest]
-        path = _viterbi(scores * (1.0 / GRID_S) * GRID_S, SWITCH_PENALTY)
+        path = _viterbi(scores, SWITCH_PENALTY)
         edges = np.linspace(span.start, span.end, n + 1)
         cut = 0
         for i in range(1, n + 1):
@@ -259,7 +259,6 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
                 spans.append(Span(round(float(edges[cut]), 3), round(float(edges[i]), 3)))
                 labels.append(int(path[cut]))
                 cut = i
-        prev_path_end = int(path[-1])
         if k > 1:
             top2 = np.sort(scores, axis=1)[:, -2:]
             amb = (top2[:, 1] - top2[:, 0] < OVERLAP_MARGIN) & (top2[:, 0] >= OVERLAP_MIN_SIM)

@@ -1,10 +1,10 @@
 """Speaker embeddings: resemblyzer's pretrained voice encoder, run on 16 kHz float32 windows.
 
-The weights ship in the ``resemblyzer`` wheel (extra ``[diarize]``). Importing the ``resemblyzer`` package pulls in
-``webrtcvad``, whose import needs ``pkg_resources`` (gone from setuptools >= 81), so this module locates the wheel's
-``pretrained.pt`` without importing the package and runs the same network (3-layer LSTM, linear, ReLU, L2 norm) on
-the same features (40-band power mel, 25 ms window, 10 ms hop; librosa's filters). The encoder is loaded once per
-process.
+The weights ship in the ``resemblyzer`` wheel (extra ``[diarize]``). Importing the ``resemblyzer`` package
+pulls in ``webrtcvad``, whose import needs ``pkg_resources`` (gone from setuptools >= 81), so this module finds
+the wheel's ``pretrained.pt`` without importing the package and runs the same network (3-layer LSTM, linear,
+ReLU, L2 norm) on the same features (40-band power mel, 25 ms window, 10 ms hop; librosa's mel filters). The
+encoder is loaded once per process.
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ class VoiceEncoder:
         self.lstm = torch.nn.LSTM(MEL_BANDS, HIDDEN, LAYERS, batch_first=True)
         self.linear = torch.nn.Linear(HIDDEN, EMBED_DIM)
         self.lstm.load_state_dict({k[len("lstm.") :]: v for k, v in state.items() if k.startswith("lstm.")})
-        self.linear.load_state_dict({k[len("linear.") :]: v for k, v in state.items() if k.startswith("linear.")})
+        linear = {k[len("linear.") :]: v for k, v in state.items() if k.startswith("linear.")}
+        self.linear.load_state_dict(linear)
         self.lstm.eval()
         self.linear.eval()
         import librosa
 
-        self._mel_basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=MEL_WIN, n_mels=MEL_BANDS).astype(np.float32)
+        basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=MEL_WIN, n_mels=MEL_BANDS)
+        self._mel_basis = basis.astype(np.float32)
         self._window = np.hanning(MEL_WIN + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa uses
         log.debug("speaker encoder loaded from %s", path)
 
@@ -110,7 +112,7 @@ class VoiceEncoder:
 
 
 def normalize_level(wav: np.ndarray, speech_mask: np.ndarray | None = None) -> np.ndarray:
-    """Scale ``wav`` so its speech sits at the encoder's training level (−30 dBFS); the mel is not log-scaled."""
+    """Scale ``wav`` so its speech sits at the encoder's training level (−30 dBFS): its mel is not log-scaled."""
     part = wav if speech_mask is None or not speech_mask.any() else wav[speech_mask]
     rms = float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))) if len(part) else 0.0
     if rms <= 1e-7:

@@ -21,7 +21,7 @@ from callscribe.speakers.channels import (
     measure,
     remove_bleed,
 )
-from callscribe.speakers.roles import assign_roles, is_ivr, load_patterns
+from callscribe.speakers.roles import RoleDecision, assign_roles, is_ivr, load_patterns
 
 log = logging.getLogger("callscribe")
 
@@ -231,12 +231,12 @@ def _channel_of(speaker: str, utts: list[Utterance]) -> int | None:
     return chans.pop() if len(chans) == 1 else None
 
 
-def _decide(utts: list[Utterance], speaker_ids: list[str], plan: SpeakerPlan, options: Options, notes: list[str]):  # noqa: ANN202
-    from callscribe.speakers.roles import RoleDecision
-
+def _decide(
+    utts: list[Utterance], speaker_ids: list[str], plan: SpeakerPlan, options: Options, notes: list[str]
+) -> dict[str, RoleDecision]:
     if options.channel_roles:
         if plan.mode == "split":
-            out = {}
+            out: dict[str, RoleDecision] = {}
             for s in speaker_ids:
                 c = _channel_of(s, utts)
                 if c is not None and c < len(options.channel_roles):
