@@ -159,7 +159,8 @@ class Qwen3Engine:
         context = "\n".join(p for p in (str(extra.get("context", "")).strip(), ", ".join(options.hotwords)) if p)
         prompt = self.prompt(context, forced)
         batch = max(1, options.batch_size or self.batch_size)
-        audios = [np.asarray(c.audio, dtype=np.float32).reshape(-1) for c in clips]
+        all_audio = [np.asarray(c.audio, dtype=np.float32).reshape(-1) for c in clips]
+        audios = [a for a in all_audio if len(a)]  # empty clips get an empty result without a model call
         first = self._generate(audios, prompt, forced, extra, batch, penalty=None)
         work = [_ClipWork(pieces=[_Piece(0, a, d)]) for a, d in zip(audios, first, strict=True)]
         for w in work:
@@ -172,7 +173,8 @@ class Qwen3Engine:
             self._recover(work, prompt, forced, extra, batch)
         if options.timestamps == "word":
             self._align(work, forced, extra, batch)
-        return [self._result(w, forced) for w in work]
+        done = iter(self._result(w, forced) for w in work)
+        return [next(done) if len(a) else EngineResult(segments=()) for a in all_audio]
 
     def _recover(self, work: list[_ClipWork], prompt: str, forced: str | None, extra: dict, batch: int) -> None:
         # 1) Split long clips at their quietest point and transcribe both halves.
