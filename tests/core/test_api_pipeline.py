@@ -1,0 +1,83 @@
+"""The Python API and the pipeline on real speech: arrays, split channels, hotwords, batching across calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import callscribe
+from callscribe.engines.base import Clip, EngineOptions, EngineResult
+from callscribe.engines.whisper import WhisperEngine
+from callscribe.pipeline import CallError, Pipeline
+
+
+def load_mono(path: Path, rate: int = 16000) -> np.ndarray:
+    with av.open(str(path)) as c:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        parts = [g.to_ndarray()[0] for f in c.decode(audio=0) for g in resampler.resample(f)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def engine() -> WhisperEngine:
+    return WhisperEngine()  # the bundled model, as `--engine whisper` without --model
+
+
+class CountingEngine:
+    """The real Whisper engine, recording how clips arrive (to prove batching across calls)."""
+
+    name = "whisper"
+
+    def __init__(self, inner: WhisperEngine) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def transcribe(self, clips: list[Clip], options: EngineOptions) -> list[EngineResult]:
+        self.calls.append([c.call_id for c in clips])
+        self.options = options
+        return self.inner.transcribe(clips, options)
+
+
+def test_transcribe_array_8k(evalset: Path) -> None:
+    audio = load_mono(evalset / "audio" / "en_whisper_jfk.flac", rate=8000)
+    t = callscribe.transcribe(audio, sample_rate=8000, engine="whisper", language="en")
+    assert t.call.sample_rate == 8000 and abs(t.call.duration - 11.0) < 0.2
+    assert "what your country can do for you" in t.text.lower()
+    assert all(u.language == "en" and 0 <= u.start < u.end <= t.call.duration + 0.01 for u in t.utterances)
+
+
+def test_split_channels_keep_their_own_words(evalset: Path, engine: WhisperEngine) -> None:
+    t = Pipeline({"engine": "whisper", "language": "en", "channels": "split"}, engine=engine).transcribe(
+        evalset / "audio" / "en_fasterwhisper_stereo_2spk_channels.wav"
+    )
+    by_channel = {ch: " ".join(u.text for u in t.utterances if u.channel == ch).lower() for ch in (0, 1)}
+    assert "wizard" in by_channel[0] and "wizard" not in by_channel[1]
+    assert "horizon" in by_channel[1] and "horizon" not in by_channel[0]
+    assert [u.start for u in t.utterances] == sorted(u.start for u in t.utterances)
+
+
+def test_hotwords_bias_correct_and_are_recorded(evalset: Path, engine: WhisperEngine) -> None:
+    counting = CountingEngine(engine)
+    pipe = Pipeline(
+        {"engine": "whisper", "language": "zh", "hotwords": ("滨海新区",), "corrections": (("冰台新区", "滨海新区"),)},
+        engine=counting,
+    )
+    t = pipe.transcribe(evalset / "audio" / "zh_funasr_llamacpp_sample_hotline.wav")
+    assert counting.options.hotwords == ("滨海新区",)
+    assert "滨海新区" in t.text and "冰台新区" not in t.text
+    assert t.hotwords_found == ("滨海新区",)
+
+
+def test_clips_from_many_calls_share_engine_batches(evalset: Path, engine: WhisperEngine) -> None:
+    counting = CountingEngine(engine)
+    files = sorted((evalset / "audio").glob("zh_*.wav"))[:4]
+    results = list(Pipeline({"engine": "whisper", "language": "zh"}, engine=counting).run((f, "") for f in files))
+    assert all(not isinstance(r, CallError) for r in results)
+    assert len(results) == len(files)
+    assert len(counting.calls) == 1 and len(set(counting.calls[0])) == len(files)
