@@ -1,11 +1,25 @@
-"""Helpers for the audio tests: a PyAV encoder for test files, tones, and a frequency probe."""
+"""Helpers for the audio tests: real speech, a PyAV encoder for test files, tones, a frequency probe."""
 
 from __future__ import annotations
 
+import functools
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+
+from callscribe.audio import decode
+from conftest import EVALSET, evalset_items
+
+SPEECH_FILE = "audio/en_librispeech_1995-1837-0001.wav"
+ESPEAK_TEXT = (
+    "Thank you for calling. My name is Anna, how can I help you today? "
+    "I would like to check the balance of my account, please."
+)
 
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
@@ -50,3 +64,18 @@ def tone(freq: float, seconds: float, rate: int, level: float = 0.3) -> np.ndarr
 def dominant_frequency(samples: np.ndarray, rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.argmax(spectrum) * rate / len(samples))
+
+
+@functools.cache
+def real_speech() -> np.ndarray:
+    """About 9 s of real speech from evalset-dev, 16 kHz mono float32 (espeak-ng speech when it is absent)."""
+    if any(row["file"] == SPEECH_FILE for row in evalset_items("en")):
+        with decode(EVALSET / SPEECH_FILE) as audio:
+            return audio.read(0)
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("neither evalset-dev nor espeak-ng is available for test speech")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), ESPEAK_TEXT], check=True, capture_output=True)
+        with decode(wav) as audio:
+            return audio.read(0)

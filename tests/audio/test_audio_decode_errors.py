@@ -9,10 +9,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from audio_samples import write_audio
+from audio_samples import real_speech, write_audio
 
 from callscribe.audio import SAMPLE_RATE, AudioError, decode, is_audio, prepare
 from callscribe.options import Options
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return real_speech()
 
 
 def _error(path: Path, **kwargs: object) -> AudioError:

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 import soxr
-from audio_samples import dominant_frequency, tone, write_audio
+from audio_samples import dominant_frequency, real_speech, tone, write_audio
 
 from callscribe.audio import SAMPLE_RATE, decode, from_array, is_audio, prepare
 from callscribe.options import Options
@@ -22,6 +22,11 @@ COMPRESSED = [
     ("libopus", "ogg", 48_000, None),
     ("flac", "flac", 44_100, None),
 ]
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return real_speech()
 
 
 def _has_encoder(name: str) -> bool:

@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
-from audio_samples import dominant_frequency, tone
+from audio_samples import dominant_frequency, real_speech, tone
 
 from callscribe.audio import BLOCK_FRAMES, SAMPLE_RATE, decode
 
 MINUTES = 15
 RATE = 8_000
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return real_speech()
 
 
 def _long_stereo_wav(path: Path, speech: np.ndarray) -> Path:

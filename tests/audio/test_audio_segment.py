@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from audio_samples import real_speech
 
 from callscribe.audio import (
     SAMPLE_RATE,
@@ -21,6 +22,11 @@ from callscribe.model import Span
 from callscribe.options import Options
 
 FRAME = 160  # 10 ms: the grid the coverage check counts on
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return real_speech()
 
 
 def _stereo_call(speech: np.ndarray, seed: int = 5, turns: int = 16) -> np.ndarray:

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_samples import tone, write_audio
+from audio_samples import real_speech, tone, write_audio
 
 from callscribe.audio import SAMPLE_RATE, SpeechMap, prepare, prepare_array
 from callscribe.model import Span
 from callscribe.options import Options
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return real_speech()
 
 
 def _speech_seconds(spans: list[Span]) -> float:
