@@ -160,9 +160,8 @@ def choose_mode(
 def _max_filter(x: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or len(x) == 0:
         return x
-    from scipy.ndimage import maximum_filter1d
-
-    return maximum_filter1d(x, size=2 * radius + 1, mode="nearest")
+    padded = np.pad(x, radius, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1).max(axis=1)
 
 
 def _pieces(own: np.ndarray, offset: int) -> list[Span]:
