@@ -240,6 +240,8 @@ def run_batch(
         if options.qa:
             t = _with_qa(t, out, job.stem, options)
         try:
+            if options.redact_audio:
+                _redact_audio(t, out, job.stem)
             write_outputs(t, out, job.stem, options.formats)
         except OSError as exc:
             fail(CallError(str(job.path), "write", f"{job.path}: cannot write outputs ({one_line(exc)})"), job)
@@ -250,6 +252,14 @@ def run_batch(
         note("done", job, t.call.duration)
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
+
+
+def _redact_audio(t: Transcript, out: Path, stem: str) -> None:
+    """``OUT/<stem>.redacted.wav``: the recording with a tone over every redacted stretch (input untouched)."""
+    from callscribe.text.pii import PiiSpan, redact_audio
+
+    spans = [PiiSpan(r.start, r.end, r.kind, r.channel) for r in t.redactions]
+    redact_audio(t.call.path, spans, out / f"{stem}.redacted.wav")
 
 
 def _with_qa(t: Transcript, out: Path, stem: str, options: Options) -> Transcript:

@@ -65,6 +65,13 @@ def build_options(**kw: object) -> Options:
     kw["channel_roles"] = tuple(r.strip() for r in str(roles).split(",")) if roles else ()
     redact = kw.pop("redact_spec", None)
     kw["redact"] = tuple(r.strip() for r in str(redact).split(",") if r.strip()) if redact else ()
+    unknown = sorted(set(kw["redact"]) - {"pii"})
+    if unknown:
+        raise ValueError(f"--redact knows 'pii', not {', '.join(unknown)}")
+    if kw.get("redact_audio"):
+        # Audio redaction needs to know when each word was said.
+        kw["redact"] = ("pii",)
+        kw["timestamps"] = "word"
     return Options.build({k: v for k, v in kw.items() if v is not None})
 
 
@@ -99,6 +106,9 @@ def transcribe(
     max_speakers: Annotated[int | None, typer.Option(help="Most speakers (mono calls).")] = None,
     roles_config: Annotated[str | None, typer.Option(help="YAML file overriding role patterns.")] = None,
     redact_spec: Annotated[str | None, typer.Option("--redact", help="'pii' to redact outputs.")] = None,
+    redact_audio: Annotated[
+        bool, typer.Option("--redact-audio", help="Also write <call>.redacted.wav with a tone over PII.")
+    ] = False,
     qa: Annotated[bool, typer.Option("--qa", help="Run quality checks and write <call>.qa.json.")] = False,
     scorecard: Annotated[str | None, typer.Option(help="Scorecard YAML for --qa.")] = None,
     denoise: Annotated[bool, typer.Option(help="Spectral-gate denoising of clips.")] = False,
@@ -114,7 +124,8 @@ def transcribe(
             timestamps=timestamps, device=device, compute_type=compute_type, threads=threads, hub=hub,
             base_url=base_url, concurrency=concurrency, channels=channels, channel_roles_spec=channel_roles_spec,
             speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, roles_config=roles_config,
-            redact_spec=redact_spec, qa=qa, scorecard=scorecard, denoise=denoise, normalize=not no_normalize,
+            redact_spec=redact_spec, redact_audio=redact_audio, qa=qa, scorecard=scorecard, denoise=denoise,
+            normalize=not no_normalize,
         )  # fmt: skip
     except (GlossaryError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None

@@ -125,6 +125,20 @@ class Speaker:
 
 
 @dataclass(frozen=True)
+class Redaction:
+    """A stretch of a call whose words were redacted (what kind, never what it said)."""
+
+    start: float
+    end: float
+    kind: str
+    channel: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Redaction:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class Transcript:
     call: CallInfo
     utterances: tuple[Utterance, ...]
@@ -135,6 +149,7 @@ class Transcript:
     speakers: tuple[Speaker, ...] = ()
     hotwords_found: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    redactions: tuple[Redaction, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -158,6 +173,7 @@ class Transcript:
         d["speakers"] = tuple(Speaker.from_dict(s) for s in d.get("speakers", ()))
         d["hotwords_found"] = tuple(d.get("hotwords_found", ()))
         d["notes"] = tuple(d.get("notes", ()))
+        d["redactions"] = tuple(Redaction.from_dict(r) for r in d.get("redactions", ()))
         return cls(**d)
 
     @classmethod

@@ -76,6 +76,7 @@ class Options:
     max_speakers: int | None = None
     roles_config: str | None = None
     redact: tuple[str, ...] = ()
+    redact_audio: bool = False
     qa: bool = False
     scorecard: str | None = None
     formats: tuple[str, ...] = ("json", "txt")

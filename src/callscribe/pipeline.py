@@ -19,7 +19,7 @@ import numpy as np
 
 from callscribe.engines import base as engines
 from callscribe.engines.base import Clip, Engine, EngineOptions, EngineResult
-from callscribe.model import CallInfo, Transcript, Utterance, Word
+from callscribe.model import CallInfo, Redaction, Transcript, Utterance, Word
 from callscribe.options import Options
 from callscribe.text.glossary import Glossary
 
@@ -234,7 +234,9 @@ class Pipeline:
         if "pii" in self.options.redact:
             from callscribe.text.pii import redact_transcript
 
-            t, _spans = redact_transcript(t)
+            t, spans = redact_transcript(t)
+            redactions = tuple(Redaction(s.start, s.end, s.kind, s.channel) for s in spans)
+            t = replace(t, redactions=redactions, notes=(*t.notes, f"redacted {len(redactions)} PII item(s)"))
         return t
 
     # -- running ------------------------------------------------------------------------------------------------
