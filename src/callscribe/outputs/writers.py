@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Protocol
 
 from callscribe.model import Transcript, Utterance
-
-ROLE_NAMES = {
-    "zh": {"agent": "客服", "customer": "客户", "ivr": "语音导航", "other": "其他"},
-    "en": {"agent": "Agent", "customer": "Customer", "ivr": "IVR", "other": "Other"},
-}
+from callscribe.outputs.rttm import write_rttm
+from callscribe.speakers.stage import role_label
 
 
 def party_label(u: Utterance, language: str | None) -> str:
     """How a line names its party: the role in the call's language, else the speaker, else the channel."""
     if u.role:
-        names = ROLE_NAMES["zh" if (language or "").startswith(("zh", "yue")) else "en"]
-        return names.get(u.role, u.role)
+        return role_label(u.role, language)
     if u.speaker:
         return u.speaker
     return f"ch{u.channel}"
@@ -108,13 +104,7 @@ class RttmWriter:
     suffix = ".rttm"
 
     def render(self, t: Transcript) -> str:
-        file_id = Path(t.call.path).stem or t.call.id
-        lines = [
-            f"SPEAKER {file_id} 1 {u.start:.3f} {u.duration:.3f} <NA> <NA> {u.speaker or f'ch{u.channel}'} <NA> <NA>"
-            for u in t.utterances
-            if u.duration > 0
-        ]
-        return "\n".join(lines) + ("\n" if lines else "")
+        return write_rttm(t)
 
 
 WRITERS: dict[str, Writer] = {
