@@ -53,15 +53,19 @@ def test_bad_file_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
     out = _folder(tmp_path)
     (out / "broken.json").write_text('{"call": {"id": "b"', encoding="utf-8")
     (out / "notes.json").write_text('["not", "a", "transcript"]', encoding="utf-8")
+    weird = json.loads((DATA / "en_good.json").read_text(encoding="utf-8"))
+    weird["utterances"][0]["start"] = "soon"
+    (out / "weird.json").write_text(json.dumps(weird), encoding="utf-8")
     res = CliRunner().invoke(_app(), ["qa", str(out), "--json"])
     assert res.exit_code == 1
     payload = json.loads(res.stdout)
     assert sorted(c["call_id"] for c in payload["calls"]) == ["en_good", "zh_bad", "zh_good"]
     errors = payload["errors"]
-    assert len(errors) == 2 and all("\n" not in e for e in errors)
+    assert len(errors) == 3 and all("\n" not in e for e in errors)
     assert any("broken.json: not readable JSON" in e for e in errors)
     assert any("notes.json: not a transcript" in e for e in errors)
-    assert payload["summary"] == {"calls": 5, "checked": 3, "errors": 2, "needs_review": 1, "mean_score_pct": 66.7}
+    assert any("weird.json: QA failed" in e for e in errors)
+    assert payload["summary"] == {"calls": 6, "checked": 3, "errors": 3, "needs_review": 1, "mean_score_pct": 66.7}
     assert (out / "zh_good.qa.json").exists() and not (out / "broken.qa.json").exists()
 
 

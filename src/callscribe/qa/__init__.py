@@ -7,11 +7,10 @@ result = run_qa(transcript, "my_card.yaml")    # or a Scorecard, or a built-in n
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
-from callscribe.model import QAResult, Transcript
+from callscribe.model import QAResult, Transcript, to_dict
 from callscribe.qa.context import Context
 from callscribe.qa.metrics import CallMetrics, compute_metrics
 from callscribe.qa.rules import Scorecard, ScorecardError, evaluate, load_scorecard
@@ -54,12 +53,12 @@ def run_qa(t: Transcript, scorecard: Scorecard | str | Path | None = None) -> QA
     log.debug("qa %s: %.1f/%.1f with %s", t.call.id, verdict.score, verdict.max_score, card.name)
     return QAResult(
         call_id=t.call.id,
-        metrics=dataclasses.asdict(metrics),
+        metrics=to_dict(metrics),
         rules=verdict.rules,
         score=verdict.score,
         max_score=verdict.max_score,
         needs_review=bool(reasons),
         review_reasons=tuple(reasons),
-        sentiment=dataclasses.asdict(sentiment),
+        sentiment=to_dict(sentiment),
         scorecard=card.name,
     )

@@ -68,8 +68,9 @@ def check_file(path: Path, scorecard: Scorecard | None) -> CallOutcome:
     try:
         result = run_qa(t, scorecard)
         write_atomic(qa_path(path), json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-    except (OSError, ValueError) as e:
-        return CallOutcome(path, error=f"{path}: QA failed: {str(e).splitlines()[0]}")
+    except Exception as e:  # one bad call must not stop the folder
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return CallOutcome(path, error=f"{path}: QA failed: {reason}")
     return CallOutcome(path, result)
 
 

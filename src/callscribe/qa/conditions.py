@@ -16,8 +16,6 @@ from typing import Any, Protocol
 from callscribe.qa.context import Context, Evidence, Scope
 from callscribe.qa.fuzzy import DEFAULT_THRESHOLD, find
 
-MAX_HITS = 20  # evidence kept per condition
-
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -43,7 +41,7 @@ class Condition(Protocol):
 
 
 def _sorted(hits: Sequence[Evidence]) -> tuple[Evidence, ...]:
-    return tuple(sorted(hits, key=lambda h: (h.start, h.utterance if h.utterance is not None else -1)))[:MAX_HITS]
+    return tuple(sorted(hits, key=lambda h: (h.start, h.utterance if h.utterance is not None else -1)))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from callscribe.qa.context import UTTERANCE_CONFIDENCE_MIN, WORD_PROBABILITY_MIN
 log = logging.getLogger("callscribe")
 
 BUILTIN = {"zh": "zh_default", "en": "en_default"}
+MAX_HITS = 20  # evidence kept per rule in the result (all of it is used to decide)
 KINDS = ("score", "flag")
 ROLES = ("agent", "customer", "any")
 _WINDOW_KEYS = ("first_s", "last_s", "first_turns", "last_turns")
@@ -264,7 +265,7 @@ def evaluate(card: Scorecard, ctx: Context) -> Verdict:
             detail = "not applicable" + (f": {out.detail}" if out.detail else "")
             results.append(RuleResult(rule.id, rule.description, True, 0.0, 0.0, (), detail))
             continue
-        hits = tuple(_hit(rule.id, e) for e in out.hits)
+        hits = tuple(_hit(rule.id, e) for e in out.hits[:MAX_HITS])
         if rule.kind == "flag":
             if out.ok:
                 quoted = ", ".join(f"'{h.text}' at {h.start:.1f}s" for h in out.hits[:3])
