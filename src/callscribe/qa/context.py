@@ -47,6 +47,7 @@ class Evidence:
     low_confidence: bool = False
     min_probability: float | None = None
     note: str = ""
+    utterance_confidence: float | None = None
 
 
 class Context:
@@ -125,7 +126,7 @@ class Context:
                 start, stop = inside[0].start, inside[-1].end
                 probs = [w.probability for w in inside if w.probability is not None]
                 min_p = min(probs) if probs else None
-        return Evidence(index, start, stop, u.text[begin:end], self._low(u, min_p), min_p, note)
+        return Evidence(index, start, stop, u.text[begin:end], self._low(u, min_p), min_p, note, u.confidence)
 
     def whole(self, index: int, note: str = "") -> Evidence:
         return self.evidence(index, 0, len(self.transcript.utterances[index].text), note)

@@ -241,14 +241,18 @@ def _hit(rule: str, e: Evidence) -> RuleHit:
     return RuleHit(rule, e.utterance, round(e.start, 3), round(e.end, 3), e.text, e.low_confidence)
 
 
+def _why_low(h: Evidence) -> str:
+    parts = [] if h.min_probability is None else [f"p={h.min_probability:.2f}"]
+    if h.utterance_confidence is not None:
+        parts.append(f"utterance confidence {h.utterance_confidence:.2f}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _shaky(rule: Rule, hits: tuple[Evidence, ...], passed: bool) -> str | None:
     low = [h for h in hits if h.low_confidence]
     if not low:
         return None
-    quoted = ", ".join(
-        f"'{h.text}' at {h.start:.1f}s" + (f" (p={h.min_probability:.2f})" if h.min_probability is not None else "")
-        for h in low[:3]
-    )
+    quoted = ", ".join(f"'{h.text}' at {h.start:.1f}s{_why_low(h)}" for h in low[:3])
     return f"{rule.id}: {'passed' if passed else 'failed'} on low-confidence speech {quoted}"
 
 
