@@ -32,8 +32,7 @@ DEFAULT_THRESHOLD = 0.8
 
 _HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
 _WORD_CHARS = re.compile(r"[a-z0-9']")
-_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z")
-_INITIALS += ("c", "s", "y", "w")
+_INITIALS = ("zh", "ch", "sh", *"bpmfdtnlgkhjqxrzcsyw")
 # Pairs ASR systems and regional accents mix up; 您/你 (nin/ni) is the commonest swap in service calls.
 _NEAR_INITIALS = {frozenset(p) for p in (("z", "zh"), ("c", "ch"), ("s", "sh"), ("n", "l"), ("f", "h"), ("l", "r"))}
 _NEAR_FINALS = {
@@ -86,7 +85,7 @@ def tokenize(text: str) -> tuple[Token, ...]:
         else:
             i += 1
     han = "".join(tok for tok, is_han, _, _ in raw if is_han)
-    syllables = lazy_pinyin(han, style=Style.NORMAL, errors=lambda s: list(s)) if han else []
+    syllables = lazy_pinyin(han, style=Style.NORMAL, errors="default") if han else []
     if len(syllables) != len(han):  # one syllable per character, or read each character alone
         syllables = [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in han]
     sounds = iter(syllables)

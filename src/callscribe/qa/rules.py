@@ -94,11 +94,11 @@ def _keys(d: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def parse_condition(d: Any, where: str) -> c.Condition:
     """Build a condition from its YAML mapping; errors name ``where`` (file and rule)."""
-    _need(isinstance(d, dict) and d, where, f"a condition must be a non-empty mapping, not {d!r}")
+    _need(isinstance(d, dict) and bool(d), where, f"a condition must be a non-empty mapping, not {d!r}")
     if "phrases" in d:
         _keys(d, {"phrases", *_TEXT_OPTS}, where)
         phrases = d["phrases"]
-        _need(isinstance(phrases, list) and phrases, where, "phrases must be a non-empty list")
+        _need(isinstance(phrases, list) and bool(phrases), where, "phrases must be a non-empty list")
         mode, match = d.get("mode", "any"), d.get("match", "exact")
         _need(mode in ("any", "all", "at_least", "none"), where, f"mode must be any/all/at_least/none: {mode!r}")
         _need(match in ("exact", "fuzzy"), where, f"match must be exact or fuzzy, not {match!r}")
@@ -126,7 +126,7 @@ def parse_condition(d: Any, where: str) -> c.Condition:
     for key, kind in (("all", c.AllOf), ("any", c.AnyOf)):
         if key in d:
             _keys(d, {key}, where)
-            _need(isinstance(d[key], list) and d[key], where, f"{key} must be a non-empty list of conditions")
+            _need(isinstance(d[key], list) and bool(d[key]), where, f"{key} must be a non-empty list of conditions")
             return kind(tuple(parse_condition(x, f"{where}: {key}[{i}]") for i, x in enumerate(d[key])))
     if "metric" in d:
         _keys(d, {"metric", "op", "value"}, where)
@@ -177,7 +177,7 @@ def parse_scorecard(data: Any, source: str) -> Scorecard:
     _need(isinstance(data, dict), source, "a scorecard is a mapping with name and rules")
     _keys(data, {"name", "description", "language", "review", "sentiment", "rules"}, source)
     rules_data = data.get("rules")
-    _need(isinstance(rules_data, list) and rules_data, source, "rules must be a non-empty list")
+    _need(isinstance(rules_data, list) and bool(rules_data), source, "rules must be a non-empty list")
     review = data.get("review") or {}
     _keys(review, {"word_probability", "utterance_confidence"}, f"{source}: review")
     rules: list[Rule] = []
