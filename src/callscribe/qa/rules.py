@@ -234,7 +234,9 @@ def load_scorecard(path: str | Path | None, language: str | None = None) -> Scor
         raise ScorecardError(f"{p}: no such scorecard file") from e
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ScorecardError(f"{p}: cannot read scorecard: {str(e).splitlines()[0]}") from e
-    return parse_scorecard(data, str(p))
+    card = parse_scorecard(data, str(p))
+    log.debug("scorecard %s from %s: %d rules", card.name, p, len(card.rules))
+    return card
 
 
 def _hit(rule: str, e: Evidence) -> RuleHit:
