@@ -25,6 +25,35 @@ log = logging.getLogger("callscribe")
 
 ERRORS_FILE = "errors.jsonl"
 HIDDEN_PREFIXES = (".", "~")
+# In a folder, a file is taken when PyAV finds audio in it, or when its name says it is a recording: those fail
+# loudly (zero bytes, no audio stream, corrupt) instead of being skipped without a word.
+MEDIA_SUFFIXES = frozenset(
+    [
+        ".wav",
+        ".wave",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".amr",
+        ".awb",
+        ".opus",
+        ".ogg",
+        ".oga",
+        ".flac",
+        ".wma",
+        ".mp4",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".3gp",
+        ".caf",
+        ".aif",
+        ".aiff",
+        ".au",
+        ".gsm",
+        ".vox",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -91,11 +120,11 @@ def discover(paths: Sequence[str | Path], out_dir: Path | None = None) -> tuple[
                         continue
                     f = Path(dirpath) / name
                     duration = _probe_duration(f)
-                    if duration is None:
+                    if duration is None and f.suffix.lower() not in MEDIA_SUFFIXES:
                         skipped.append(str(f))
                         continue
                     rel = f.relative_to(root).with_suffix("")
-                    _add(jobs, seen, f, "__".join(rel.parts), duration)
+                    _add(jobs, seen, f, "__".join(rel.parts), duration or 0.0)
         else:
             _add(jobs, seen, root, root.stem or root.name, _probe_duration(root) or 0.0)
     # Two inputs may share a stem (a/x.wav, b/x.mp3): keep names unique and stable.

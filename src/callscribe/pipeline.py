@@ -156,7 +156,7 @@ class Pipeline:
             channels=int(audio.channels),
             codec=str(audio.codec),
         )
-        notes = list(plan.notes)
+        notes = [*getattr(audio, "notes", ()), *plan.notes]
         if not any(plan.speech.get(ch) for ch in plan.speech):
             notes.append("no speech detected")
         return _Call(info, audio, plan, self._iter_clips(audio, plan, call_id), timings, notes)

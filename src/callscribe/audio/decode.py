@@ -34,6 +34,7 @@ SPOOL_AFTER_S = 120.0
 # Samples per channel in one block handed to consumers (a multiple of the VAD's 512-sample window).
 BLOCK_FRAMES = 65_536
 # A stream that decodes to less than this share of its declared length is reported as cut short.
+MIN_USABLE_S = 0.05  # less than this decoded from a stream that promised more: nothing usable
 TRUNCATED_RATIO = 0.9
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 50
@@ -307,6 +308,9 @@ def _decode_container(
         notes.append(f"skipped {bad_packets} undecodable packets")
     expected = max(declared or 0.0, promised or 0.0)
     if expected and duration < TRUNCATED_RATIO * expected:
+        if duration < MIN_USABLE_S:
+            store.close()
+            raise AudioError(path, f"truncated: no audio data after the header ({expected:.1f} s declared)")
         notes.append(f"stream ended early: decoded {duration:.1f} s of {expected:.1f} s declared")
     for note in notes:
         log.warning("%s: %s", path, note)
