@@ -8,15 +8,16 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from callscribe.model import QAResult, Transcript
-from callscribe.qa import run_qa
-from callscribe.qa.rules import Scorecard, ScorecardError, load_scorecard
+
+if TYPE_CHECKING:
+    from callscribe.qa.rules import Scorecard
 
 log = logging.getLogger("callscribe")
 
@@ -55,6 +56,8 @@ def qa_path(path: Path) -> Path:
 
 def check_file(path: Path, scorecard: Scorecard | None) -> CallOutcome:
     """Run QA on one transcript file and write its result; any failure becomes a one-line error."""
+    from callscribe.qa import run_qa
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -121,6 +124,9 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON instead of a table.")] = False,
     ) -> None:
         """Score every call in OUT_DIR against a scorecard; write <stem>.qa.json next to each transcript."""
+        # imported here so the rest of the CLI works without the [qa] extra (jieba, pypinyin)
+        from callscribe.qa.rules import ScorecardError, load_scorecard
+
         console = Console(stderr=as_json)
         if not out_dir.is_dir():
             console.print(f"[red]error[/red] {out_dir}: not a folder")

@@ -23,7 +23,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pypinyin import Style, lazy_pinyin
 from rapidfuzz.distance import Levenshtein
 
 HOMOPHONE_COST = 0.1
@@ -85,9 +84,14 @@ def tokenize(text: str) -> tuple[Token, ...]:
         else:
             i += 1
     han = "".join(tok for tok, is_han, _, _ in raw if is_han)
-    syllables = lazy_pinyin(han, style=Style.NORMAL, errors="default") if han else []
-    if len(syllables) != len(han):  # one syllable per character, or read each character alone
-        syllables = [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in han]
+    if han:
+        from pypinyin import Style, lazy_pinyin  # the [qa] extra; imported on first use
+
+        syllables = lazy_pinyin(han, style=Style.NORMAL, errors="default")
+        if len(syllables) != len(han):  # one syllable per character, or read each character alone
+            syllables = [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in han]
+    else:
+        syllables = []
     sounds = iter(syllables)
     return tuple(Token(tok, next(sounds) if is_han else tok, is_han, b, e) for tok, is_han, b, e in raw)
 

@@ -17,11 +17,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Protocol
-
-import jieba
+from typing import TYPE_CHECKING, Protocol
 
 from callscribe.model import Transcript, Utterance
+
+if TYPE_CHECKING:
+    import jieba
 
 log = logging.getLogger("callscribe")
 
@@ -112,6 +113,8 @@ def load_lexicon(language: str) -> Lexicon:
 
 @functools.lru_cache(maxsize=1)
 def _zh_tokenizer() -> jieba.Tokenizer:
+    import jieba  # the [qa] extra; imported on first use so the package loads without it
+
     jieba.setLogLevel(logging.WARNING)
     tok = jieba.Tokenizer()
     lex = load_lexicon("zh")
