@@ -29,6 +29,7 @@ class ServerState:
     fail_status: int = 503
     fail_message: str = "model is warming up"
     reject_verbose: bool = False
+    qwen_tag: bool = False  # answer like raw Qwen3-ASR: "language English<asr_text>..." in the text
     delay_s: float = 0.0
     model_id: str = "tiny-test-model"
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -87,10 +88,11 @@ def make_app(engine: Engine, state: ServerState, engine_lock: threading.Lock) ->
             options = EngineOptions(language=language, timestamps=stamps, beam_size=1)
             with engine_lock:
                 result = engine.transcribe([Clip("upload", 0, 0.0, audio)], options)[0]
+            text = f"language English<asr_text>{result.text}" if state.qwen_tag else result.text
             if response_format == "text":
-                return PlainTextResponse(result.text)
+                return PlainTextResponse(text)
             if response_format == "json":
-                return JSONResponse({"text": result.text})
+                return JSONResponse({"text": text})
             body: dict[str, Any] = {
                 "task": "transcribe",
                 "language": "english" if result.language == "en" else result.language,

@@ -151,6 +151,16 @@ def test_verbose_json_refusal_falls_back_to_json(server: tuple[RunningServer, Se
         assert all(s.start == 0.0 and s.words == () for s in r.segments)
 
 
+@pytest.mark.evalset
+def test_raw_qwen_language_tag_is_stripped(server: tuple[RunningServer, ServerState], jfk_clips: list[Clip]) -> None:
+    srv, state = server
+    state.reject_verbose, state.qwen_tag = True, True  # what vLLM serving Qwen3-ASR answers
+    results = _engine(srv.url, retries=0).transcribe(jfk_clips[:1], EngineOptions())
+    assert results[0].language == "en"
+    assert "language" not in results[0].text and "<asr_text>" not in results[0].text
+    assert "country" in results[0].text.lower()
+
+
 def test_concurrency_bound_is_honoured(server: tuple[RunningServer, ServerState]) -> None:
     srv, state = server
     state.delay_s = 0.3

@@ -190,7 +190,7 @@ def test_word_timestamps_from_the_forced_aligner(engine: Qwen3Engine, speech_cli
         for w in words:
             assert 0.0 <= w.start <= w.end <= clip.duration + 1e-6 and w.text
         for seg in result.segments:
-            assert seg.start == seg.words[0].start and seg.end == seg.words[-1].end
+            assert seg.start <= seg.words[0].start and seg.words[-1].end <= seg.end
     assert engine.stats.align_s > 0
 
 

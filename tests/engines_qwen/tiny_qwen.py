@@ -18,8 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-WIDTH = 64
-LAYERS = 2
 MEL_BINS = 128
 SEED = 1234
 # Aligner: 80 ms per timestamp class, 3000 classes cover 240 s (the real aligner's limit is 180 s).
@@ -57,6 +55,29 @@ SPACE_BOOST = 2.5
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """The dimensions of a Qwen3-ASR checkpoint (defaults: tiny). Benchmarks pass the published ones."""
+
+    audio_layers: int = 2
+    audio_width: int = 64
+    audio_heads: int = 2
+    audio_ffn: int = 128
+    downsample: int = 16
+    text_layers: int = 2
+    text_width: int = 64
+    text_heads: int = 2
+    kv_heads: int = 1
+    head_dim: int = 32
+    text_ffn: int = 128
+    vocab_size: int | None = None  # None: just the test tokenizer's symbols
+    mrope_section: tuple[int, int, int] = (6, 5, 5)  # sums to head_dim / 2
+    tie_embeddings: bool = False
+
+
+TINY = Sizes()
+
+
+@dataclass(frozen=True)
 class TinyQwen:
     asr: Path
     aligner: Path
@@ -86,36 +107,36 @@ def _tokenizer():  # -> Qwen2TokenizerFast
     )
 
 
-def _config(tokenizer, *, aligner: bool):  # -> Qwen3ASRConfig
+def _config(tokenizer, sizes: Sizes, *, aligner: bool):  # -> Qwen3ASRConfig
     from qwen_asr.core.transformers_backend import Qwen3ASRConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS, *PLAIN_ADDED_TOKENS)}
     thinker = {
         "audio_config": {
             "num_mel_bins": MEL_BINS,
-            "encoder_layers": LAYERS,
-            "encoder_attention_heads": 2,
-            "encoder_ffn_dim": 2 * WIDTH,
-            "d_model": WIDTH,
-            "output_dim": WIDTH,  # must equal the decoder width
+            "encoder_layers": sizes.audio_layers,
+            "encoder_attention_heads": sizes.audio_heads,
+            "encoder_ffn_dim": sizes.audio_ffn,
+            "d_model": sizes.audio_width,
+            "output_dim": sizes.text_width,  # must equal the decoder width
             "n_window": 50,  # the processor assumes 100-frame conv chunks
             "n_window_infer": 800,
             "max_source_positions": 1500,
-            "downsample_hidden_size": 16,
+            "downsample_hidden_size": sizes.downsample,
             "conv_chunksize": 500,
         },
         "text_config": {
-            "vocab_size": len(tokenizer),
-            "hidden_size": WIDTH,
-            "intermediate_size": 2 * WIDTH,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 32,
-            "max_position_embeddings": 8192,
+            "vocab_size": sizes.vocab_size or len(tokenizer),
+            "hidden_size": sizes.text_width,
+            "intermediate_size": sizes.text_ffn,
+            "num_hidden_layers": sizes.text_layers,
+            "num_attention_heads": sizes.text_heads,
+            "num_key_value_heads": sizes.kv_heads,
+            "head_dim": sizes.head_dim,
+            "max_position_embeddings": 65536,
             "rope_theta": 1_000_000.0,
-            "rope_scaling": {"rope_type": "default", "mrope_section": [6, 5, 5], "interleaved": True},
-            "tie_word_embeddings": False,
+            "rope_scaling": {"rope_type": "default", "mrope_section": list(sizes.mrope_section), "interleaved": True},
+            "tie_word_embeddings": sizes.tie_embeddings,
         },
         "audio_token_id": ids["<|audio_pad|>"],
         "audio_start_token_id": ids["<|audio_start|>"],
@@ -142,21 +163,34 @@ def _patch_config(folder: Path, config) -> None:
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
-def _build_one(folder: Path, *, aligner: bool) -> Path:
+def build_qwen_asr(
+    folder: str | Path,
+    sizes: Sizes = TINY,
+    *,
+    aligner: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> Path:
+    """Write a random-weight Qwen3-ASR (or forced aligner) checkpoint of ``sizes`` to ``folder``.
+
+    With the test tokenizer's own vocabulary the random decoder is limited to letters and spaces.
+    """
     import torch
     from qwen_asr.core.transformers_backend import Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor
     from transformers import WhisperFeatureExtractor
 
+    folder = Path(folder)
     tokenizer = _tokenizer()
-    config = _config(tokenizer, aligner=aligner)
+    config = _config(tokenizer, sizes, aligner=aligner)
     torch.manual_seed(SEED + int(aligner))
-    model = Qwen3ASRForConditionalGeneration(config).eval()
-    if not aligner:
+    with torch.device(device):
+        model = Qwen3ASRForConditionalGeneration(config).to(getattr(torch, dtype)).eval()
+    if not aligner and sizes.vocab_size is None:
         # Let the random decoder emit only letters and spaces, so its output is readable text.
         speakable = {tokenizer.convert_tokens_to_ids(tokenizer.tokenize(ch))[0] for ch in SPEAKABLE}
         with torch.no_grad():
             head = model.thinker.lm_head.weight
-            mask = torch.zeros(head.shape[0], dtype=torch.bool)
+            mask = torch.zeros(head.shape[0], dtype=torch.bool, device=head.device)
             mask[sorted(speakable)] = True
             head[~mask] = 0.0
             head[tokenizer.convert_tokens_to_ids(tokenizer.tokenize(" "))[0]] *= SPACE_BOOST
@@ -174,7 +208,7 @@ def _build_one(folder: Path, *, aligner: bool) -> Path:
 def build_tiny_qwen(folder: str | Path) -> TinyQwen:
     """Write a tiny Qwen3-ASR model to ``folder`` and a tiny forced aligner to ``folder/aligner``."""
     root = Path(folder)
-    return TinyQwen(asr=_build_one(root, aligner=False), aligner=_build_one(root / "aligner", aligner=True))
+    return TinyQwen(asr=build_qwen_asr(root), aligner=build_qwen_asr(root / "aligner", aligner=True))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 import wave
@@ -51,6 +52,8 @@ RESPONSE_FORMATS = ("verbose_json", "json", "text")
 # Words that show a 400 is about the response format rather than the request itself.
 _FORMAT_WORDS = ("response_format", "verbose_json")
 _MESSAGE_CHARS = 300
+# Qwen3-ASR served raw (e.g. by vLLM) starts its text with "language English<asr_text>".
+_QWEN_TAG = re.compile(r"^\s*language\s+([A-Za-z,]+)\s*<asr_text>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,20 @@ def _language(value: Any) -> str | None:
     return v if len(v) <= 3 else NAME_TO_CODE.get(v)
 
 
+def strip_language_tag(text: str) -> tuple[str | None, str]:
+    """``"language English<asr_text>Hello"`` -> ``("en", "Hello")``; text without the tag is returned as it is."""
+    match = _QWEN_TAG.match(text)
+    if match is None:
+        return None, text.strip()
+    return _language(match.group(1).split(",")[0]), text[match.end() :].strip()
+
+
 def parse_reply(body: Any, duration: float) -> _Reply:
     """A ``verbose_json`` / ``json`` body (dict) or ``text`` body (str) -> segments relative to the clip."""
     if isinstance(body, str):
-        text = body.strip()
-        return _Reply(text, None, (EngineSegment(0.0, round(duration, 3), text),) if text else ())
-    text = str(body.get("text", "")).strip()
+        tagged, text = strip_language_tag(body)
+        return _Reply(text, tagged, (EngineSegment(0.0, round(duration, 3), text),) if text else ())
+    tagged, text = strip_language_tag(str(body.get("text", "")))
     words = [
         Word(str(w.get("word", "")).strip(), float(w.get("start", 0.0)), float(w.get("end", 0.0)))
         for w in body.get("words") or ()
@@ -129,13 +140,13 @@ def parse_reply(body: Any, duration: float) -> _Reply:
         inside = tuple(w for w in words if start <= (w.start + w.end) / 2 < end)
         logprob = s.get("avg_logprob")
         confidence = round(math.exp(float(logprob)), 4) if logprob is not None else None
-        seg_text = str(s.get("text", "")).strip()
+        seg_text = strip_language_tag(str(s.get("text", "")))[1]
         if seg_text:
             segments.append(EngineSegment(start, end, seg_text, inside, confidence))
     if not raw_segments and text:
         start, end = (words[0].start, words[-1].end) if words else (0.0, round(duration, 3))
         segments.append(EngineSegment(start, end, text, tuple(words)))
-    return _Reply(text, _language(body.get("language")), tuple(segments))
+    return _Reply(text, _language(body.get("language")) or tagged, tuple(segments))
 
 
 class OpenAIEngine:
@@ -296,4 +307,4 @@ def create_openai(
     )
 
 
-__all__ = ["OpenAIEngine", "base_urls", "create_openai", "parse_reply", "wav_bytes"]
+__all__ = ["OpenAIEngine", "base_urls", "create_openai", "parse_reply", "strip_language_tag", "wav_bytes"]

@@ -231,7 +231,9 @@ class Qwen3Engine:
                 continue
             base = p.offset / SAMPLE_RATE
             words = tuple(Word(x.text, round(base + x.start, 3), round(base + x.end, 3)) for x in p.words)
-            start, end = (words[0].start, words[-1].end) if words else (base, base + len(p.audio) / SAMPLE_RATE)
+            start, end = base, base + len(p.audio) / SAMPLE_RATE
+            if words and words[-1].end > words[0].start:  # the aligned words give a tighter span
+                start, end = words[0].start, words[-1].end
             segments.append(EngineSegment(round(start, 3), round(end, 3), text, words, p.decoded.confidence))
         detected = next((p.decoded.language for p in w.pieces if p.decoded.language), None)
         language = language_code(forced) if forced else detected
