@@ -123,6 +123,8 @@ def speech_clips(minutes: float, evalset: Path) -> list[Clip]:
     for row in rows:
         with prepare(evalset / row["file"], Options()) as prepared:
             pool += make_clips(prepared.audio, prepared.speech, call_id=Path(row["file"]).stem)
+    if not pool:
+        raise SystemExit(f"{evalset}: no speech found")
     clips: list[Clip] = []
     total = 0.0
     while total < minutes * 60:

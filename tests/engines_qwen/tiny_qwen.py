@@ -17,6 +17,7 @@ import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MEL_BINS = 128
 SEED = 1234
@@ -83,7 +84,7 @@ class TinyQwen:
     aligner: Path
 
 
-def _tokenizer():  # -> Qwen2TokenizerFast
+def _tokenizer() -> Any:  # a Qwen2TokenizerFast
     from tokenizers import AddedToken as RawAddedToken
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import Qwen2TokenizerFast
@@ -107,7 +108,7 @@ def _tokenizer():  # -> Qwen2TokenizerFast
     )
 
 
-def _config(tokenizer, sizes: Sizes, *, aligner: bool):  # -> Qwen3ASRConfig
+def _config(tokenizer: Any, sizes: Sizes, *, aligner: bool) -> Any:  # a Qwen3ASRConfig
     from qwen_asr.core.transformers_backend import Qwen3ASRConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS, *PLAIN_ADDED_TOKENS)}
@@ -152,7 +153,7 @@ def _config(tokenizer, sizes: Sizes, *, aligner: bool):  # -> Qwen3ASRConfig
     return config
 
 
-def _patch_config(folder: Path, config) -> None:
+def _patch_config(folder: Path, config: Any) -> None:
     """Write the aligner fields that ``save_pretrained`` drops (the class-level model_type wins there)."""
     path = folder / "config.json"
     data = json.loads(path.read_text(encoding="utf-8"))

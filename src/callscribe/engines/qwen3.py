@@ -176,7 +176,9 @@ class Qwen3Engine:
         done = iter(self._result(w, forced) for w in work)
         return [next(done) if len(a) else EngineResult(segments=()) for a in all_audio]
 
-    def _recover(self, work: list[_ClipWork], prompt: str, forced: str | None, extra: dict, batch: int) -> None:
+    def _recover(
+        self, work: list[_ClipWork], prompt: str, forced: str | None, extra: dict[str, Any], batch: int
+    ) -> None:
         # 1) Split long clips at their quietest point and transcribe both halves.
         to_split = [w for w in work if w.pieces[0].decoded.bad and len(w.pieces[0].audio) >= MIN_SPLIT_S * SAMPLE_RATE]
         halves: list[np.ndarray] = []
@@ -201,12 +203,11 @@ class Qwen3Engine:
                 old = w.pieces[i].decoded
                 if not d.bad or (old.looped and not d.looped):
                     w.pieces[i].decoded = d
-        if any(p.decoded.bad for w in work for p in w.pieces):
-            for w in work:
-                if any(p.decoded.bad for p in w.pieces):
-                    w.flag("unresolved")
+        for w in work:
+            if any(p.decoded.bad for p in w.pieces):
+                w.flag("unresolved")
 
-    def _align(self, work: list[_ClipWork], forced: str | None, extra: dict, batch: int) -> None:
+    def _align(self, work: list[_ClipWork], forced: str | None, extra: dict[str, Any], batch: int) -> None:
         started = time.perf_counter()
         pieces = [p for w in work for p in w.pieces]
         aligner = self._get_aligner(extra)
@@ -216,7 +217,7 @@ class Qwen3Engine:
             p.words = ws
         self.stats.align_s += time.perf_counter() - started
 
-    def _get_aligner(self, extra: dict) -> Aligner:
+    def _get_aligner(self, extra: dict[str, Any]) -> Aligner:
         name = str(extra.get("aligner") or self.aligner_name or DEFAULT_ALIGNER)
         if self._aligner is None or self._aligner.path != name:
             self._aligner = Aligner(resolve_model(name, self.hub), self.device, self.dtype)
@@ -239,7 +240,7 @@ class Qwen3Engine:
         language = language_code(forced) if forced else detected
         return EngineResult(segments=tuple(segments), language=language, flags=tuple(w.flags))
 
-    def budget(self, seconds: float, extra: dict) -> int:
+    def budget(self, seconds: float, extra: dict[str, Any]) -> int:
         """``max_new_tokens`` for a clip of ``seconds``."""
         rate = float(extra.get("tokens_per_second", TOKENS_PER_SECOND))
         margin = int(extra.get("token_margin", TOKEN_MARGIN))
@@ -251,7 +252,7 @@ class Qwen3Engine:
         audios: Sequence[np.ndarray],
         prompt: str,
         forced: str | None,
-        extra: dict,
+        extra: dict[str, Any],
         batch: int,
         penalty: float | None,
     ) -> list[_Decoded]:
@@ -266,7 +267,7 @@ class Qwen3Engine:
         return [d for d in out if d is not None]
 
     def _generate_batch(
-        self, audios: list[np.ndarray], prompt: str, forced: str | None, extra: dict, penalty: float | None
+        self, audios: list[np.ndarray], prompt: str, forced: str | None, extra: dict[str, Any], penalty: float | None
     ) -> list[_Decoded]:
         import torch
 
