@@ -37,8 +37,13 @@ MAX_CLIP_S = 30.0
 # Whisper's own rule for dropping a hallucination over silence.
 NO_SPEECH_PROB = 0.6
 LOGPROB_FLOOR = -1.0
-# A neutral prompt that keeps Whisper's Mandarin in simplified characters and punctuated.
+# A neutral prompt that keeps Whisper's Mandarin in simplified characters and punctuated. Whisper sometimes
+# repeats its prompt over unclear audio; such an echo is dropped.
 ZH_PROMPT = "以下是普通话的句子。"
+# A segment whose text compresses better than this is a repetition loop (Whisper's own threshold); its clip is
+# decoded again, one clip at a time, with temperature fallback.
+COMPRESSION_RATIO = 2.4
+RETRY_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _available(model: str | None = None, **_: Any) -> tuple[bool, str]:
@@ -167,35 +172,66 @@ class WhisperEngine:
             vad_filter=False,
         )
         per_clip: list[list[EngineSegment]] = [[] for _ in clips]
+        runaway: set[int] = set()
         for seg in segments:
             k = max(0, bisect.bisect_right(offsets, seg.start + 1e-3) - 1)
-            if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
-                continue
-            text = seg.text.strip()
-            if not text:
-                continue
-            base, dur = offsets[k], clips[k].duration
-            words = tuple(
-                Word(
-                    text=w.word.strip(),
-                    start=_clamp(w.start - base, dur),
-                    end=_clamp(w.end - base, dur),
-                    probability=round(float(w.probability), 4),
-                )
-                for w in (seg.words or ())
-                if w.word.strip()
+            if seg.compression_ratio > COMPRESSION_RATIO:
+                runaway.add(k)
+            kept = self._segment(seg, offsets[k], clips[k].duration, prompt)
+            if kept is not None:
+                per_clip[k].append(kept)
+        results = [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
+        for k in sorted(runaway):
+            results[k] = self._retry(clips[k], language, options, prompt)
+        return results
+
+    def _segment(self, seg: Any, base: float, duration: float, prompt: str | None) -> EngineSegment | None:
+        """A faster-whisper segment in clip time, or ``None`` for silence hallucinations and prompt echoes."""
+        if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
+            return None
+        text = seg.text.strip()
+        if not text or (prompt and _echo(text, prompt)):
+            return None
+        words = tuple(
+            Word(
+                text=w.word.strip(),
+                start=_clamp(w.start - base, duration),
+                end=_clamp(w.end - base, duration),
+                probability=round(float(w.probability), 4),
             )
-            start, end = _clamp(seg.start - base, dur), _clamp(seg.end - base, dur)
-            per_clip[k].append(
-                EngineSegment(
-                    start=start,
-                    end=max(end, start),
-                    text=text,
-                    words=words,
-                    confidence=round(math.exp(seg.avg_logprob), 4),
-                )
-            )
-        return [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
+            for w in (seg.words or ())
+            if w.word.strip()
+        )
+        start, end = _clamp(seg.start - base, duration), _clamp(seg.end - base, duration)
+        return EngineSegment(start, max(end, start), text, words, round(math.exp(seg.avg_logprob), 4))
+
+    def _retry(self, clip: Clip, language: str, options: EngineOptions, prompt: str | None) -> EngineResult:
+        """Decode one clip again with Whisper's temperature fallback, which the batched path lacks."""
+        segments, _info = self.model.transcribe(
+            clip.audio,
+            language=language,
+            beam_size=options.beam_size,
+            temperature=RETRY_TEMPERATURES,
+            compression_ratio_threshold=COMPRESSION_RATIO,
+            condition_on_previous_text=False,
+            initial_prompt=prompt,
+            word_timestamps=options.timestamps == "word",
+            hotwords=", ".join(options.hotwords) if options.hotwords else None,
+            vad_filter=False,
+        )
+        kept = []
+        for seg in segments:
+            if seg.compression_ratio > COMPRESSION_RATIO:
+                continue  # still looping at the highest temperature: better nothing than a loop
+            piece = self._segment(seg, 0.0, clip.duration, prompt)
+            if piece is not None:
+                kept.append(piece)
+        return EngineResult(segments=tuple(kept), language=language, flags=("repetition",))
+
+
+def _echo(text: str, prompt: str) -> bool:
+    strip = "。.,，!！?？ "
+    return text.strip(strip) == prompt.strip(strip)
 
 
 def _clamp(t: float, duration: float) -> float:
