@@ -81,3 +81,21 @@ def test_clips_from_many_calls_share_engine_batches(evalset: Path, engine: Whisp
     assert all(not isinstance(r, CallError) for r in results)
     assert len(results) == len(files)
     assert len(counting.calls) == 1 and len(set(counting.calls[0])) == len(files)
+
+
+def test_whisper_loops_and_prompt_echoes_never_reach_the_transcript(examples_dir: Path, engine: WhisperEngine) -> None:
+    """The espeak Mandarin call makes Whisper-base loop ("哇,哇,哇...") and echo its prompt on the batched path."""
+    import zlib
+
+    from callscribe.engines.whisper import COMPRESSION_RATIO, ZH_PROMPT
+
+    t = Pipeline({"engine": "whisper", "language": "zh"}, engine=engine).transcribe(
+        examples_dir / "zh_billing_stereo_8k.wav"
+    )
+    assert t.utterances
+    for u in t.utterances:
+        raw = u.text.encode()
+        assert len(raw) / len(zlib.compress(raw)) <= COMPRESSION_RATIO, u.text
+        assert ZH_PROMPT.strip("。") not in u.text
+    retried = [u for u in t.utterances if "repetition" in u.flags]
+    assert retried and any("repetition" in n for n in t.notes)
