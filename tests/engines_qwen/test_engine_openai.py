@@ -14,7 +14,7 @@ from openai_server import RunningServer, ServerState, make_app
 from callscribe.audio import make_clips, prepare
 from callscribe.engines import base
 from callscribe.engines.base import Clip, Engine, EngineError, EngineOptions
-from callscribe.engines.openai import ENV_BASE_URL, OpenAIEngine, base_urls, wav_bytes
+from callscribe.engines.openai import ENV_BASE_URL, OpenAIEngine, base_urls, parse_reply, wav_bytes
 from callscribe.options import Options
 
 SR = base.SAMPLE_RATE
@@ -83,6 +83,28 @@ def test_wav_is_16k_mono_pcm() -> None:
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     assert int.from_bytes(data[24:28], "little") == SR
     assert np.frombuffer(data[44:], dtype="<i2").tolist() == [0, 16383, -32767, 32767]
+
+
+def test_reply_times_stay_inside_the_clip_and_words_go_to_their_segment() -> None:
+    body = {
+        "text": "language Chinese<asr_text>hello there world",
+        "segments": [
+            {"start": -0.1, "end": 2.0, "text": "hello there", "avg_logprob": -0.1},
+            {"start": 2.0, "end": 5.0, "text": "world"},
+        ],
+        "words": [
+            {"word": " hello", "start": 0.1, "end": 0.6},
+            {"word": " there", "start": 0.7, "end": 1.9},
+            {"word": " world", "start": 3.5, "end": 4.6},
+        ],
+    }
+    reply = parse_reply(body, duration=4.0)
+    assert reply.language == "zh" and reply.text == "hello there world"
+    first, second = reply.segments
+    assert (first.start, first.end, second.end) == (0.0, 2.0, 4.0)
+    assert [w.text for w in first.words] == ["hello", "there"] and [w.text for w in second.words] == ["world"]
+    assert second.words[0].end == 4.0 and first.confidence == pytest.approx(0.9048, abs=1e-4)
+    assert parse_reply("  plain text ", 1.5).segments[0].end == 1.5
 
 
 @pytest.mark.evalset

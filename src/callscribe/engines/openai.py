@@ -115,6 +115,11 @@ def _language(value: Any) -> str | None:
     return v if len(v) <= 3 else NAME_TO_CODE.get(v)
 
 
+def _clamp(t: float, duration: float) -> float:
+    """Server times kept inside the clip (some servers pad the audio and report times past its end)."""
+    return round(min(max(t, 0.0), duration), 3)
+
+
 def strip_language_tag(text: str) -> tuple[str | None, str]:
     """``"language English<asr_text>Hello"`` -> ``("en", "Hello")``; text without the tag is returned as it is."""
     match = _QWEN_TAG.match(text)
@@ -129,15 +134,19 @@ def parse_reply(body: Any, duration: float) -> _Reply:
         tagged, text = strip_language_tag(body)
         return _Reply(text, tagged, (EngineSegment(0.0, round(duration, 3), text),) if text else ())
     tagged, text = strip_language_tag(str(body.get("text", "")))
-    words = [
-        Word(str(w.get("word", "")).strip(), float(w.get("start", 0.0)), float(w.get("end", 0.0)))
-        for w in body.get("words") or ()
-    ]
+    words = []
+    for w in body.get("words") or ():
+        start = _clamp(float(w.get("start", 0.0)), duration)
+        end = max(start, _clamp(float(w.get("end", 0.0)), duration))
+        words.append(Word(str(w.get("word", "")).strip(), start, end))
+    taken = 0  # words go to the first segment whose span holds their midpoint, in order
     segments: list[EngineSegment] = []
     raw_segments = body.get("segments") or ()
     for s in raw_segments:
-        start, end = float(s.get("start", 0.0)), float(s.get("end", duration))
-        inside = tuple(w for w in words if start <= (w.start + w.end) / 2 < end)
+        start = _clamp(float(s.get("start", 0.0)), duration)
+        end = max(start, _clamp(float(s.get("end", duration)), duration))
+        inside = tuple(w for w in words[taken:] if (w.start + w.end) / 2 <= end)
+        taken += len(inside)
         logprob = s.get("avg_logprob")
         confidence = round(math.exp(float(logprob)), 4) if logprob is not None else None
         seg_text = strip_language_tag(str(s.get("text", "")))[1]
