@@ -60,8 +60,8 @@ def test_bad_inputs_fail_alone_and_the_batch_finishes(tmp_path: Path, speech_fil
     write_wav(calls / "silence.wav", np.zeros(16000 * 3, np.float32))
     out = tmp_path / "out"
     missing = tmp_path / "nowhere.wav"
-    result = run_cli("transcribe", calls / "good.flac", calls / "empty.wav", calls / "notes.wav",
-                     calls / "truncated.wav", calls / "silence.wav", missing, "-o", out, "--engine", "whisper")  # fmt: skip
+    names = ("good.flac", "empty.wav", "notes.wav", "truncated.wav", "silence.wav")
+    result = run_cli("transcribe", *(calls / n for n in names), missing, "-o", out, "--engine", "whisper")
     assert result.returncode == 1, result.stderr
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     by_name = {Path(e["path"]).name: e for e in errors}
@@ -110,7 +110,9 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, speech_fi
     assert again.returncode == 0 and "6 already done" in again.stderr
 
 
-def test_changed_options_redo_and_new_formats_come_from_the_saved_json(tmp_path: Path, speech_files: list[Path]) -> None:
+def test_changed_options_redo_and_new_formats_come_from_the_saved_json(
+    tmp_path: Path, speech_files: list[Path]
+) -> None:
     out = tmp_path / "out"
     assert run_cli("transcribe", speech_files[0], "-o", out, "--engine", "whisper").returncode == 0
     stamp = (out / "en_whisper_jfk.json").stat().st_mtime_ns

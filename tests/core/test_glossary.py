@@ -9,7 +9,9 @@ from callscribe.text.glossary import Glossary, GlossaryError
 
 def test_parse_terms_and_corrections(tmp_path: Path) -> None:
     f = tmp_path / "hot.txt"
-    f.write_text("# products\n宽带套餐\nQwen3-ASR\n冰台新区 => 滨海新区\nwen three => Qwen3\n\n宽带套餐\n", encoding="utf-8")
+    f.write_text(
+        "# products\n宽带套餐\nQwen3-ASR\n冰台新区 => 滨海新区\nwen three => Qwen3\n\n宽带套餐\n", encoding="utf-8"
+    )
     g = Glossary.load(f)
     assert g.terms == ("宽带套餐", "Qwen3-ASR", "滨海新区", "Qwen3")
     assert g.corrections == (("冰台新区", "滨海新区"), ("wen three", "Qwen3"))
@@ -29,7 +31,7 @@ def test_found_terms() -> None:
 
 
 def test_bad_lines_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(GlossaryError, match="hot.txt:2"):
+    with pytest.raises(GlossaryError, match=r"hot\.txt:2"):
         Glossary.parse("ok\n=> right", source="hot.txt")
     with pytest.raises(GlossaryError, match="not found"):
         Glossary.load(tmp_path / "missing.txt")

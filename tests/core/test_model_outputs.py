@@ -16,7 +16,9 @@ def sample() -> Transcript:
     return Transcript(
         call=call,
         utterances=(
-            Utterance(1.25, 4.5, 0, "您好，很高兴为您服务。", "ch0", "agent", (Word("您好", 1.25, 1.9, 0.91),), 0.8, "zh"),
+            Utterance(
+                1.25, 4.5, 0, "您好，很高兴为您服务。", "ch0", "agent", (Word("您好", 1.25, 1.9, 0.91),), 0.8, "zh"
+            ),
             Utterance(3.9, 7.0, 1, "我的宽带又断了", "ch1", "customer", (), 0.7, "zh", overlap=True),
             Utterance(61.0, 65.0, 0, "Thank you\tfor calling", None, None, (), None, "en"),
         ),
