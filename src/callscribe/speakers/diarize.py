@@ -24,17 +24,17 @@ from callscribe.speakers.embed import MEL_HOP, SAMPLE_RATE, VoiceEncoder, get_en
 log = logging.getLogger("callscribe")
 
 FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # mel frames per second (100)
-COARSE_WIN_S = 2.0
-COARSE_HOP_S = 1.0
-FINE_WIN_S = 0.75
+COARSE_WIN_S = 1.5  # speaker count (MERGE_DISTANCE is calibrated on these) and refinement
+COARSE_HOP_S = 0.75
+FINE_WIN_S = 1.0  # clustering (more, shorter windows separate far-field voices better) and refinement
 FINE_HOP_S = 0.5
 MIN_WIN_S = 0.5  # shorter speech is labelled from its neighbours' voices, never embedded alone
 GRID_S = 0.1
 FINE_WEIGHT = 0.5  # weight of a fine window's vote against a coarse one's
-SWITCH_PENALTY = 2.0  # Viterbi cost (in summed similarity units) of a speaker change inside a span
-# Average-linkage cosine distance at which clusters stop merging. Measured on 2 s windows of evalset-dev:
-# one voice (librispeech, aishell, jfk, podcasts...) never has a final merge above 0.24; two or more voices
-# (AMI, synthetic two-voice calls) have their first split at 0.38 or more.
+SWITCH_PENALTY = 0.5  # Viterbi cost (in summed similarity units) of a speaker change inside a span
+# Average-linkage cosine distance between coarse-window clusters above which they are different voices.
+# Measured on evalset-dev: one voice (librispeech, aishell, jfk, podcasts...) never has a final merge above
+# 0.28; two or more voices (AMI meetings, synthetic two-voice calls) have their first split at 0.38 or more.
 MERGE_DISTANCE = 0.35
 MIN_CLUSTER_SHARE = 0.05  # clusters under this share of windows are merged into their nearest neighbour
 DEFAULT_MAX_SPEAKERS = 8
@@ -85,26 +85,26 @@ def _windows(span: Span, win_s: float, hop_s: float, coarse: bool) -> list[_Wind
     return [_Window(s, s + win_s, coarse) for s in starts]
 
 
-def _cluster(emb: np.ndarray, speakers: int | None, lo: int, hi: int) -> np.ndarray:
-    """Agglomerative clustering of unit embeddings (average linkage, cosine); returns a label per row (0..k-1).
+def _count(emb: np.ndarray, lo: int, hi: int) -> int:
+    """How many voices: average-linkage (cosine) merges of coarse windows above ``MERGE_DISTANCE``, plus one."""
+    from scipy.cluster.hierarchy import linkage
 
-    Merging stops at ``MERGE_DISTANCE`` unless ``speakers`` fixes the count; the count is kept within
-    ``lo``..``hi``. One voice never has two clusters further apart than that, so one speaker comes out as one.
-    """
+    if len(emb) < 2:
+        return lo
+    tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
+    return min(max(int(np.sum(tree[:, 2] > MERGE_DISTANCE)) + 1, lo), hi)
+
+
+def _cluster(emb: np.ndarray, k: int, fixed: bool, lo: int) -> np.ndarray:
+    """Ward clustering of unit embeddings into ``k`` groups, then k-means passes; a label per row (0..k-1)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
     n = len(emb)
-    if n < 2:
+    if n < 2 or k <= 1:
         return np.zeros(n, dtype=int)
-    tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
-    if speakers is None:
-        k = int(np.sum(tree[:, 2] > MERGE_DISTANCE)) + 1
-        k = min(max(k, lo), hi)
-    else:
-        k = speakers
-    k = min(k, n)
-    labels = _relabel(fcluster(tree, k, criterion="maxclust"))
-    if speakers is None:
+    tree = linkage(emb.astype(np.float64), method="ward")
+    labels = _relabel(fcluster(tree, min(k, n), criterion="maxclust"))
+    if not fixed:
         labels = _merge_small(emb, labels, keep_at_least=lo)
     return _kmeans(emb, labels)
 
@@ -204,8 +204,10 @@ def diarize(
     coarse = np.array([w.coarse for w in windows])
     if coarse.sum() == 0:
         coarse[:] = True
-    cl = _cluster(emb[coarse], speakers, lo, hi)
-    cents = _centroids(emb[coarse], cl)
+    k = speakers if speakers is not None else _count(emb[coarse], lo, hi)
+    part = ~coarse if (~coarse).sum() >= 2 else coarse
+    cl = _cluster(emb[part], k, speakers is not None, lo)
+    cents = _centroids(emb[part], cl)
     sims = emb @ cents.T  # windows x speakers
     result = _refine(speech_regions(wav, speech), windows, sims, len(cents))
     joined = turns(result.spans, result.labels)
