@@ -26,6 +26,7 @@ from callscribe.speakers import plan_speakers
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALSET = ROOT.parent / "shared" / "evalset-dev"
+EXAMPLES = ROOT / "examples" / "calls"
 
 
 def _annotation(turns: list[tuple[Span, str]]):  # type: ignore[no-untyped-def]
@@ -65,26 +66,33 @@ def _model(asr: str) -> str | None:
     return None  # the bundled Whisper-base
 
 
+def _rows(manifest: Path) -> list[dict]:
+    if not manifest.exists():
+        return []
+    return [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evalset", type=Path, default=EVALSET)
     ap.add_argument("--asr", choices=["tiny", "base"], default=None)
     args = ap.parse_args()
-    rows = [json.loads(x) for x in (args.evalset / "manifest.jsonl").read_text().splitlines() if x.strip()]
-    rows = [r for r in rows if r.get("rttm") or r["speakers"] == 1]
+    rows = [(args.evalset, r) for r in _rows(args.evalset / "manifest.jsonl")]
+    rows += [(EXAMPLES, r) for r in _rows(EXAMPLES / "refs.jsonl") if r["channels"] == 1]  # synthetic mono calls
+    rows = [(folder, r) for folder, r in rows if r.get("rttm") or r["speakers"] == 1]
     options = Options()
     scored = "ASR utterances" if args.asr else "plan turns"
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; scoring {scored}")
     print(f"{'file':58} {'ref':>3} {'found':>5} {'DER%':>6} {'conf%':>6} {'miss%':>6} {'FA%':>6} {'sec':>6}")
-    for row in rows:
-        path = args.evalset / row["file"]
+    for folder, row in rows:
+        path = folder / row["file"]
         turns, elapsed = _asr_turns(path, options, args.asr) if args.asr else _plan_turns(path, options)
         found = len({label for _, label in turns})
         cells = ["", "", "", ""]
         if row.get("rttm"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ref = load_rttm(args.evalset / row["rttm"])
+                ref = load_rttm(folder / row["rttm"])
                 s = der_annotations(ref, _annotation(turns), Span(0.0, row["duration_s"]))
             cells = [
                 f"{100 * x:6.1f}" for x in (s.der, s.confusion / s.total, s.missed / s.total, s.false_alarm / s.total)

@@ -1,14 +1,14 @@
-"""Mono diarization: speech spans -> speaker embeddings on short windows -> clustering -> refined turns.
+"""Mono diarization: speech spans -> speaker embeddings on short windows -> clustering -> refined speaker turns.
 
-1. Coarse windows (1.5 s, 0.75 s hop) inside each speech span are embedded with the voice encoder.
-2. Spectral clustering of a refined cosine affinity (row pruning, symmetry, diffusion, as for d-vectors); the
-   number of speakers is fixed (``speakers``) or the Laplacian's largest eigengap, bounded by
-   ``min_speakers``/``max_speakers``; a few k-means passes on the embeddings then settle centroids.
-3. Boundaries are refined on a 0.1 s grid: each grid point is scored against each centroid by the coarse and
-   finer (0.75 s, 0.5 s hop) windows covering it, and a Viterbi pass with a switch penalty picks the labels,
-   so turns change where the voice changes, not on the coarse window grid.
-4. Spans are cut where the label changes. Points whose best two speakers score nearly the same while both match
-   well are reported as possible overlap.
+1. Coarse (1.5 s, 0.75 s hop) and fine (1.0 s, 0.5 s hop) windows inside each speech span are embedded.
+2. How many voices: average-linkage clustering (cosine) of the coarse windows, cut at ``MERGE_DISTANCE``, or
+   the fixed ``speakers``; always within ``min_speakers``/``max_speakers``.
+3. Who is who: Ward clustering of the fine windows into that many groups, then k-means passes; centroids.
+4. Labels on a 0.1 s grid over a turn-level speech map (``speech_regions``): each point is scored against each
+   centroid by the windows covering it, and a Viterbi pass with a switch penalty picks the labels, so turns
+   change where the voice changes, not on the window grid.
+5. Spans are cut where the label changes and a speaker's short pauses are bridged (``turns``). Points whose
+   best two speakers score nearly the same while both match well are reported as possible overlap.
 """
 
 from __future__ import annotations
@@ -216,7 +216,10 @@ def diarize(
 
 
 def speech_regions(wav: np.ndarray, speech: list[Span]) -> list[Span]:
-    """Where diarization labels speech: ``speech`` joined with a looser VAD map of ``wav`` (see REGION_*)."""
+    """Where diarization labels speech: ``speech`` joined with a looser VAD map of ``wav`` (see REGION_*).
+
+    Loose spans holding none of ``speech`` are kept: on far-field audio they are quiet speech the ASR map missed.
+    """
     from callscribe.audio.vad import SpeechMap
 
     vad = SpeechMap(1, REGION_THRESHOLD, REGION_MIN_SILENCE_S, speech_pad_s=REGION_PAD_S)
