@@ -45,6 +45,8 @@ class Options:
     language: ``zh``, ``en``, ... or ``None`` to detect. hotwords: glossary terms; corrections: wrong -> right.
     max_clip_s: longest clip sent to an engine. normalize: loudness-normalise clips. denoise: spectral-gate clips.
     max_duration: refuse calls longer than this many seconds (``None`` = no limit).
+    batch_size: clips per engine batch; 0 lets the engine choose (whisper: 1 on CPU, where bigger batches only cost
+    memory, 16 on CUDA; qwen3: 8).
     formats: output formats written by the batch runner.
     """
 
@@ -62,7 +64,7 @@ class Options:
     max_duration: float | None = None
     timestamps: str = "segment"
     beam_size: int = 5
-    batch_size: int = 8
+    batch_size: int = 0  # 0 = the engine's choice
     device: str = "auto"
     compute_type: str = "auto"
     threads: int = 0

@@ -25,8 +25,10 @@ from callscribe.text.glossary import Glossary
 
 log = logging.getLogger("callscribe")
 
-# Clips per engine call (the engine batches within it).
+# Clips per engine call (the engine batches within it), and the batch size engines are built with when the
+# options leave it to them.
 MIN_CLIPS_PER_ENGINE_CALL = 32
+DEFAULT_ENGINE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class Pipeline:
                 hub=o.hub,
                 base_url=o.base_url,
                 concurrency=o.concurrency,
-                batch_size=o.batch_size,
+                batch_size=o.batch_size or DEFAULT_ENGINE_BATCH,
             )
         return self._engine
 

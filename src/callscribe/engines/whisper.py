@@ -34,6 +34,10 @@ log = logging.getLogger("callscribe")
 # Clips are laid end to end for the batched pipeline on a 10 ms grid so offsets map back exactly.
 _GRID = SAMPLE_RATE // 100
 MAX_CLIP_S = 30.0
+# Batch size when the options leave it to the engine. On CPU a batch buys no speed and costs memory: CTranslate2
+# keeps a decoder cache of 448 tokens per beam and sequence (about 55 MB per clip for base with beam 5).
+CPU_BATCH = 1
+GPU_BATCH = 16
 # Whisper's own rule for dropping a hallucination over silence.
 NO_SPEECH_PROB = 0.6
 LOGPROB_FLOOR = -1.0
@@ -113,6 +117,10 @@ class WhisperEngine:
             ) from exc
         self.pipeline = BatchedInferencePipeline(self.model)
 
+    @property
+    def default_batch(self) -> int:
+        return CPU_BATCH if self.device == "cpu" else GPU_BATCH
+
     def describe(self) -> str:
         return f"whisper ({self.model_label}, {self.device}, {self.compute_type})"
 
@@ -163,7 +171,7 @@ class WhisperEngine:
             joined,
             language=language,
             beam_size=options.beam_size,
-            batch_size=max(1, options.batch_size),
+            batch_size=options.batch_size or self.default_batch,
             clip_timestamps=stamps,
             without_timestamps=False,
             word_timestamps=options.timestamps == "word",

@@ -103,7 +103,7 @@ def run_bench(paths: Sequence[str | Path], options: Options, *, serial: bool = F
         name=name,
         description=engine.describe(),
         device=str(getattr(engine, "device", options.device)),
-        batch_size=options.batch_size,
+        batch_size=options.batch_size or getattr(engine, "default_batch", 0) or getattr(engine, "batch_size", 0),
     )
     metered = MeteredEngine(engine, figures)
     pipeline = Pipeline(options, engine=metered)
@@ -171,7 +171,7 @@ def bench_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     compute_type: Annotated[str, typer.Option(help="auto, int8, float16, bfloat16, float32.")] = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for the engine (0 = all cores).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Clips per engine batch.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Clips per engine batch (0: the engine's choice).")] = 0,
     beam_size: Annotated[int, typer.Option(help="Beam size (whisper).")] = 5,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server(s), comma-separated.")] = None,
     channels: Annotated[str, typer.Option(help="auto, split or mix.")] = "auto",
