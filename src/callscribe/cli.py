@@ -91,6 +91,9 @@ def transcribe(
     batch_size: Annotated[int, typer.Option(help="Clips per engine batch (0: the engine's choice).")] = 0,
     beam_size: Annotated[int, typer.Option(help="Beam size (whisper).")] = 5,
     timestamps: Annotated[str, typer.Option(help="segment or word.")] = "segment",
+    aligner: Annotated[
+        str | None, typer.Option(help="Forced aligner for --timestamps word with qwen3 (hub id or folder).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     compute_type: Annotated[str, typer.Option(help="auto, int8, float16, bfloat16, float32.")] = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for the engine (0 = all cores).")] = 0,
@@ -125,6 +128,7 @@ def transcribe(
             base_url=base_url, concurrency=concurrency, channels=channels, channel_roles_spec=channel_roles_spec,
             speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, roles_config=roles_config,
             redact_spec=redact_spec, redact_audio=redact_audio, qa=qa, scorecard=scorecard, denoise=denoise,
+            extra={"aligner": aligner} if aligner else None,
             normalize=not no_normalize,
         )  # fmt: skip
     except (GlossaryError, ValueError, TypeError) as exc:

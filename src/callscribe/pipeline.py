@@ -210,7 +210,11 @@ class Pipeline:
                 )
         utterances.sort(key=lambda u: (u.start, u.channel))
         notes = list(call.notes)
-        notes += [f"engine flagged {flag} output on some clips (recovered)" for flag in sorted(flags_seen)]
+        if flags_seen:
+            notes.append(
+                f"engine flags on some clips: {', '.join(sorted(flags_seen))}"
+                + (" (unresolved: still looping after every retry, cut)" if "unresolved" in flags_seen else "")
+            )
         languages = [u.language for u in utterances if u.language]
         language = self.options.language or (max(set(languages), key=languages.count) if languages else None)
         timings = dict(call.timings)
