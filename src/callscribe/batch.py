@@ -24,6 +24,7 @@ from callscribe.pipeline import CallError, Pipeline, one_line, sha256_file
 log = logging.getLogger("callscribe")
 
 ERRORS_FILE = "errors.jsonl"
+LOCK_FILE = ".callscribe.lock"
 HIDDEN_PREFIXES = (".", "~")
 # In a folder, a file is taken when PyAV finds audio in it, or when its name says it is a recording: those fail
 # loudly (zero bytes, no audio stream, corrupt) instead of being skipped without a word.
@@ -145,6 +146,36 @@ def _add(jobs: list[Job], seen: set[Path], path: Path, stem: str, duration: floa
     jobs.append(Job(path, stem, duration))
 
 
+class OutputLock:
+    """One run at a time per output folder (``OUT/.callscribe.lock``, released by the OS even on ``kill -9``).
+
+    Holding it makes it safe to sweep the temp files a killed run left behind.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise PermissionError(f"{self.path.parent}: another callscribe run is writing to this folder") from None
+        self._fd = fd
+        for stale in self.path.parent.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def check_writable(out_dir: Path) -> None:
     """Fail early, in one line, when the output folder cannot be written."""
     try:
@@ -215,6 +246,18 @@ def run_batch(
     """Transcribe every recording under ``paths`` into ``out_dir``; see the module docstring for the guarantees."""
     out = Path(out_dir)
     check_writable(out)
+    with OutputLock(out):
+        return _run_locked(paths, out, options, pipeline, jobs, on_progress)
+
+
+def _run_locked(
+    paths: Sequence[str | Path],
+    out: Path,
+    options: Options,
+    pipeline: Pipeline | None,
+    jobs: list[Job] | None,
+    on_progress: ProgressHook | None,
+) -> RunSummary:
     t_start = time.perf_counter()
     summary = RunSummary()
     if jobs is None:

@@ -28,6 +28,12 @@ def run_cli(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProc
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
+def load_mono(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        return np.concatenate([g.to_ndarray()[0] for f in c.decode(audio=0) for g in resampler.resample(f)])
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
     with av.open(str(path), "w", format="wav") as out:
         stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
@@ -79,14 +85,15 @@ def test_bad_inputs_fail_alone_and_the_batch_finishes(tmp_path: Path, speech_fil
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, speech_files: list[Path]) -> None:
+    # Calls of many short utterances, so the engine batches (32 clips) finish calls a few at a time.
     calls = tmp_path / "calls"
     calls.mkdir()
-    for i in range(6):
-        src = speech_files[i % len(speech_files)]
-        shutil.copy(src, calls / f"call{i}{src.suffix}")
+    pause = np.zeros(16000 * 5 // 2, np.float32)
+    for i in range(4):
+        speech = load_mono(speech_files[i % len(speech_files)])[: 16000 * 3]
+        write_wav(calls / f"call{i}.wav", np.concatenate([np.concatenate([speech, pause])] * (12 + i)))
     out = tmp_path / "out"
-    args = [*CLI, "transcribe", str(calls), "-o", str(out), "--engine", "whisper", "--format", "json,txt,srt",
-            "--batch-size", "1"]  # fmt: skip
+    args = [*CLI, "transcribe", str(calls), "-o", str(out), "--engine", "whisper", "--format", "json,txt,srt"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob("*.json")):
@@ -94,20 +101,20 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path, speech_fi
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     first = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
-    assert 1 <= len(first) < 6, "the kill should land mid-batch"
+    assert 1 <= len(first) < 4, "the kill should land mid-batch"
     result = run_cli("transcribe", calls, "-o", out, "--engine", "whisper", "--format", "json,txt,srt", "-v")
     assert result.returncode == 0, result.stderr
     jsons = sorted(p.name for p in out.glob("*.json"))
-    assert jsons == [f"call{i}.json" for i in range(6)]
+    assert jsons == [f"call{i}.json" for i in range(4)]
     for name, mtime in first.items():  # finished calls were skipped, not redone
         assert (out / name).stat().st_mtime_ns == mtime
-    for i in range(6):
+    for i in range(4):
         assert (out / f"call{i}.txt").is_file() and (out / f"call{i}.srt").is_file()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temp files left behind"
+    assert not list(out.glob(".*.tmp")), "temp files left behind"
     assert f"{len(first)} already done" in result.stderr
     # A third run does nothing but skip.
     again = run_cli("transcribe", calls, "-o", out, "--engine", "whisper", "--format", "json,txt,srt")
-    assert again.returncode == 0 and "6 already done" in again.stderr
+    assert again.returncode == 0 and "4 already done" in again.stderr
 
 
 def test_changed_options_redo_and_new_formats_come_from_the_saved_json(
@@ -135,6 +142,13 @@ def test_setup_errors_stop_early_with_one_line(tmp_path: Path, speech_files: lis
     (empty_model / "model.bin").write_bytes(b"garbage")
     r = run_cli("transcribe", speech_files[0], "-o", tmp_path / "o", "--engine", "whisper", "--model", empty_model)
     assert r.returncode == 2 and "cannot load Whisper model" in r.stderr
+    from callscribe.batch import OutputLock
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with OutputLock(busy):
+        r = run_cli("transcribe", speech_files[0], "-o", busy, "--engine", "whisper")
+    assert r.returncode == 2 and "another callscribe run is writing to this folder" in r.stderr
     bad = tmp_path / "hot.txt"
     bad.write_text("=> nothing\n")
     r = run_cli("transcribe", speech_files[0], "-o", tmp_path / "o", "--hotwords", bad)

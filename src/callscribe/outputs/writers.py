@@ -147,9 +147,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_outputs(t: Transcript, out_dir: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    """Write every format; JSON last, because its presence is what marks the call as done."""
+    """Write the formats asked for; JSON last, because its presence is what marks the call as done."""
     paths = []
-    for fmt in [f for f in formats if f != "json"] + ["json"]:
+    for fmt in [f for f in formats if f != "json"] + (["json"] if "json" in formats else []):
         writer = WRITERS[fmt]
         path = out_dir / f"{stem}{writer.suffix}"
         atomic_write_text(path, writer.render(t))
