@@ -99,3 +99,18 @@ def test_whisper_loops_and_prompt_echoes_never_reach_the_transcript(examples_dir
         assert ZH_PROMPT.strip("。") not in u.text
     retried = [u for u in t.utterances if "repetition" in u.flags]
     assert retried and any("flags on some clips: repetition" in n for n in t.notes)
+
+
+def test_mono_call_without_the_diarize_extra_gets_no_roles(
+    examples_dir: Path, engine: WhisperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without [diarize] a mono call cannot be split into parties: say so, and claim no roles."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "callscribe.speakers.diarize", None)  # import fails as when torch is absent
+    t = Pipeline({"engine": "whisper", "language": "en"}, engine=engine).transcribe(
+        examples_dir / "en_callback_mono_8k.wav"
+    )
+    assert t.utterances and {u.speaker for u in t.utterances} == {"mixed"}
+    assert all(u.role is None for u in t.utterances)
+    assert any("not separated" in n for n in t.notes)

@@ -29,7 +29,9 @@ TEXT_BLEED_RATIO = 80.0  # rapidfuzz partial_ratio at or above this: the weaker 
 TEXT_BLEED_MIN_CHARS = 4
 TEXT_BLEED_TIME_SHARE = 0.5  # ... when at least this share of the weaker utterance overlaps the other in time
 TEXT_BLEED_WEAKER_DB = 6.0  # and it is at least this much quieter over the shared time
-OVERLAP_MIN_S = 0.2  # utterances sharing less time than this are not marked as overlapping
+OVERLAP_MIN_S = 0.2
+# The speaker of a one-signal recording that could not be diarized: every party at once, so it gets no role.
+MIXED = "mixed"  # utterances sharing less time than this are not marked as overlapping
 
 LABELS = {
     "zh": {"agent": "客服", "customer": "客户", "ivr": "语音导航", "other": "其他", None: "未知"},
@@ -112,7 +114,7 @@ def _diarize(
     except (EncoderUnavailable, ImportError) as exc:
         notes.append(f"speakers not separated: {exc}")
         log.warning("speakers not separated: %s", exc)
-        return list(spans), ["S1"] * len(spans), []
+        return list(spans), [MIXED] * len(spans), []
     notes.extend(result.notes)
     notes.append(f"diarized channel {channel}: {result.speakers} speaker(s)")
     return result.spans, result.labels, result.overlaps
@@ -216,9 +218,9 @@ def finalize(transcript: Transcript, audio: AudioSource, plan: SpeakerPlan, opti
         Speaker(
             id=s,
             channel=_channel_of(s, final),
-            role=decisions[s].role,
-            role_confidence=decisions[s].confidence,
-            evidence=tuple(decisions[s].evidence),
+            role=decisions[s].role if s in decisions else None,
+            role_confidence=decisions[s].confidence if s in decisions else None,
+            evidence=tuple(decisions[s].evidence) if s in decisions else (),
             talk_time=round(talk.get(s, 0.0), 3),
         )
         for s in speaker_ids
@@ -246,4 +248,7 @@ def _decide(
             notes.append("channel_roles does not name every channel; inferring the rest")
         else:
             notes.append("channel_roles ignored: the call is not split by channel")
+    if speaker_ids == [MIXED]:
+        notes.append("roles not assigned: the parties were not separated")
+        return {}
     return assign_roles(utts, speaker_ids, load_patterns(options.roles_config))
