@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -46,7 +47,7 @@ COMMAND_MODULES = (
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -143,7 +144,7 @@ def transcribe(
     except EngineError as exc:
         raise fail(str(exc)) from None
     why = f" — {pipeline.engine_reason}" if pipeline.engine_reason else ""
-    err.print(f"engine: [bold]{name}[/] {loaded.describe()}{why}", highlight=False)
+    err.print(f"engine: [bold]{name}[/] {escape(loaded.describe() + why)}", highlight=False, soft_wrap=True)
     summary = _run_with_progress(paths, output, options, pipeline, jobs)
     summary.not_audio = not_audio
     _print_summary(summary, output)
@@ -182,7 +183,7 @@ def _run_with_progress(
                 speed=state["audio"] / elapsed,
             )
             if not err.is_terminal:
-                err.print(f"[{state['n']}/{len(jobs)}] {event}: {job.path}", highlight=False, soft_wrap=True)
+                err.print(escape(f"[{state['n']}/{len(jobs)}] {event}: {job.path}"), highlight=False, soft_wrap=True)
 
         try:
             return run_batch(paths, output, options, pipeline=pipeline, jobs=jobs, on_progress=on_progress)
@@ -192,7 +193,7 @@ def _run_with_progress(
 
 def _print_summary(s: RunSummary, output: Path) -> None:
     for e in s.errors:
-        err.print(f"[red]failed[/] ({e.stage}): {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed[/] ({e.stage}): {escape(str(e))}", highlight=False, soft_wrap=True)
     table = Table(title="callscribe transcribe", show_header=False, box=None)
     table.add_row("calls", f"{s.total} ({s.done} transcribed, {s.skipped} already done, {s.failed} failed)")
     table.add_row("audio", f"{s.audio_seconds / 60:.1f} min transcribed in {s.wall_seconds:.1f} s")
@@ -200,7 +201,7 @@ def _print_summary(s: RunSummary, output: Path) -> None:
         table.add_row("speed", f"{s.speed:.1f}× real time")
     if s.not_audio:
         table.add_row("skipped", f"{len(s.not_audio)} files in folders that hold no audio")
-    table.add_row("outputs", str(output))
+    table.add_row("outputs", escape(str(output)))
     if s.failed:
         table.add_row("errors", str(output / "errors.jsonl"))
     err.print(table)

@@ -187,6 +187,7 @@ def bench_command(
 ) -> None:
     """Measure the pipeline on recordings: time per stage, real-time factor, memory; writes no transcripts."""
     from rich.console import Console
+    from rich.markup import escape
 
     from callscribe.engines.base import EngineError
     from callscribe.eval.bench_report import render, write_json
@@ -215,7 +216,7 @@ def bench_command(
         )
         report = run_bench(paths, options, serial=serial)
     except (EngineError, FileNotFoundError, ValueError, TypeError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console = Console()
     for table in render(report):
@@ -226,7 +227,7 @@ def bench_command(
     if report.failed:
         for call in report.calls:
             if call.error:
-                err.print(f"[red]failed:[/] {call.error}", highlight=False, soft_wrap=True)
+                err.print(f"[red]failed:[/] {escape(str(call.error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
