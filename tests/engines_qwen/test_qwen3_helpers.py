@@ -7,7 +7,7 @@ import pytest
 
 from callscribe.engines.base import SAMPLE_RATE, EngineError
 from callscribe.engines.qwen3_lang import language_code, language_name
-from callscribe.engines.qwen3_recover import LOOP_MIN_REPEATS, find_loop, quietest_split
+from callscribe.engines.qwen3_recover import LOOP_MIN_REPEATS, find_loop, find_repeat_run, quietest_split
 
 
 def test_a_runaway_ngram_loop_is_found_and_trimmed_to_one_pass() -> None:
@@ -51,3 +51,13 @@ def test_language_names() -> None:
     assert language_code("Chinese,English") == "zh"
     assert language_code("Cantonese") == "yue"
     assert language_code("") is None and language_code("Klingon") is None
+
+
+def test_repeat_runs_are_found_anywhere_not_only_at_the_end() -> None:
+    speech = list(range(100, 120))
+    looped = speech + [7, 8] * 9 + [42, 43]  # loops, then escapes: find_loop misses it, find_repeat_run does not
+    assert find_loop(looped) is None
+    run = find_repeat_run(looped)
+    assert run is not None and run.start == len(speech) and run.period == 2 and run.repeats == 9
+    assert find_repeat_run(speech) is None
+    assert find_repeat_run([8, 9] * (LOOP_MIN_REPEATS - 1) + speech) is None  # "no, no, no" is speech

@@ -52,6 +52,25 @@ def find_loop(tokens: Sequence[int]) -> Loop | None:
     return best
 
 
+def find_repeat_run(tokens: Sequence[int]) -> Loop | None:
+    """The longest loop-like repetition anywhere in ``tokens`` (a decoder may loop, then escape and go on).
+
+    ``Loop.start`` is where the run begins; the run covers ``period * repeats`` tokens or a little more.
+    """
+    ids = list(tokens)
+    n = len(ids)
+    best: Loop | None = None
+    best_len = 0
+    for period in range(1, min(LOOP_MAX_N, n // 2) + 1):
+        run = 0  # consecutive positions j with ids[j] == ids[j + period]
+        for j in range(n - period):
+            run = run + 1 if ids[j] == ids[j + period] else 0
+            length = run + period  # ids[j - run + 1 : j + period + 1] repeats with this period
+            if run and length // period >= LOOP_MIN_REPEATS and length >= LOOP_MIN_TOKENS and length > best_len:
+                best, best_len = Loop(start=j - run + 1, period=period, repeats=length // period), length
+    return best
+
+
 def quietest_split(audio: np.ndarray) -> int:
     """The sample index of the quietest 100 ms stretch in the middle half of ``audio`` (its centre)."""
     n = len(audio)

@@ -27,6 +27,7 @@ from callscribe.engines.base import (
     EngineSegment,
     register,
 )
+from callscribe.engines.qwen3_recover import find_repeat_run
 from callscribe.model import Word
 
 log = logging.getLogger("callscribe")
@@ -48,6 +49,9 @@ ZH_PROMPT = "以下是普通话的句子。"
 # decoded again, one clip at a time, with temperature fallback.
 COMPRESSION_RATIO = 2.4
 RETRY_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+RETRY_SEED = 1234
+# Byte-level tokens cut inside a multi-byte character decode to U+FFFD; such fragments carry no text.
+REPLACEMENT_CHAR = "\ufffd"
 
 
 def _available(model: str | None = None, **_: Any) -> tuple[bool, str]:
@@ -183,7 +187,7 @@ class WhisperEngine:
         runaway: set[int] = set()
         for seg in segments:
             k = max(0, bisect.bisect_right(offsets, seg.start + 1e-3) - 1)
-            if seg.compression_ratio > COMPRESSION_RATIO:
+            if _looping(seg):
                 runaway.add(k)
             kept = self._segment(seg, offsets[k], clips[k].duration, prompt)
             if kept is not None:
@@ -197,7 +201,7 @@ class WhisperEngine:
         """A faster-whisper segment in clip time, or ``None`` for silence hallucinations and prompt echoes."""
         if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
             return None
-        text = seg.text.strip()
+        text = seg.text.replace(REPLACEMENT_CHAR, "").strip()
         if not text or (prompt and _echo(text, prompt)):
             return None
         words = tuple(
@@ -214,7 +218,13 @@ class WhisperEngine:
         return EngineSegment(start, max(end, start), text, words, round(math.exp(seg.avg_logprob), 4))
 
     def _retry(self, clip: Clip, language: str, options: EngineOptions, prompt: str | None) -> EngineResult:
-        """Decode one clip again with Whisper's temperature fallback, which the batched path lacks."""
+        """Decode one clip again with Whisper's temperature fallback, which the batched path lacks.
+
+        Sampling is seeded, so the same clip gets the same text on every run.
+        """
+        import ctranslate2
+
+        ctranslate2.set_random_seed(RETRY_SEED)
         segments, _info = self.model.transcribe(
             clip.audio,
             language=language,
@@ -229,12 +239,17 @@ class WhisperEngine:
         )
         kept = []
         for seg in segments:
-            if seg.compression_ratio > COMPRESSION_RATIO:
+            if _looping(seg):
                 continue  # still looping at the highest temperature: better nothing than a loop
             piece = self._segment(seg, 0.0, clip.duration, prompt)
             if piece is not None:
                 kept.append(piece)
         return EngineResult(segments=tuple(kept), language=language, flags=("repetition",))
+
+
+def _looping(seg: Any) -> bool:
+    """Whisper's own compression test, plus an n-gram run anywhere (short loops compress too little to show)."""
+    return seg.compression_ratio > COMPRESSION_RATIO or find_repeat_run(seg.tokens) is not None
 
 
 def _echo(text: str, prompt: str) -> bool:
