@@ -161,18 +161,17 @@ class Pipeline:
         notes = [*getattr(audio, "notes", ()), *plan.notes]
         if not any(plan.speech.get(ch) for ch in plan.speech):
             notes.append("no speech detected")
-        return _Call(info, audio, plan, self._iter_clips(audio, plan, call_id), timings, notes)
-
-    def _iter_clips(self, audio: Any, plan: Any, call_id: str) -> Iterator[Clip]:
-        """Plan every clip up front (cheap), read each one's samples only when the engine is about to need it."""
-        from callscribe.audio import clip_audio, plan_clips
-
-        o = self.options
-        plans = plan_clips(audio, plan.speech, max_clip_s=o.max_clip_s, pad_s=o.pad_s, labels=plan.labels or None)
-        for index, clip_plan in enumerate(plans):
-            clip = clip_audio(audio, clip_plan, normalize=o.normalize, denoise=o.denoise)
-            clip.call_id, clip.index = call_id, index
-            yield clip
+        clips = audio_stage.iter_clips(
+            audio,
+            plan.speech,
+            call_id=call_id,
+            max_clip_s=o.max_clip_s,
+            pad_s=o.pad_s,
+            normalize=o.normalize,
+            denoise=o.denoise,
+            labels=plan.labels or None,
+        )
+        return _Call(info, audio, plan, clips, timings, notes)
 
     def assemble(self, call: _Call, engine_seconds: float) -> Transcript:
         """Engine results → utterances → text fixes → speakers finalize → QA notes."""

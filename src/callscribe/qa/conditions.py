@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -96,16 +96,23 @@ class Not:
         return replace(out, ok=not out.ok, detail=f"not ({out.detail})")
 
 
+def _combine(
+    items: tuple[Condition, ...], ctx: Context, scope: Scope, verdict: Callable[[Iterable[bool]], bool]
+) -> Outcome:
+    """``all``/``any`` over the applicable parts; the hits that decided the verdict are its evidence."""
+    outs = [c.evaluate(ctx, scope) for c in items]
+    live = [o for o in outs if o.applicable]
+    ok = verdict(o.ok for o in live)
+    deciding = [h for o in live if o.ok == ok for h in o.hits]
+    return Outcome(ok, _sorted(deciding), bool(live), "; ".join(o.detail for o in outs))
+
+
 @dataclass(frozen=True)
 class AllOf:
     items: tuple[Condition, ...]
 
     def evaluate(self, ctx: Context, scope: Scope) -> Outcome:
-        outs = [c.evaluate(ctx, scope) for c in self.items]
-        live = [o for o in outs if o.applicable]
-        ok = all(o.ok for o in live)
-        deciding = [h for o in live if o.ok == ok for h in o.hits]
-        return Outcome(ok, _sorted(deciding), bool(live), "; ".join(o.detail for o in outs))
+        return _combine(self.items, ctx, scope, all)
 
 
 @dataclass(frozen=True)
@@ -113,11 +120,7 @@ class AnyOf:
     items: tuple[Condition, ...]
 
     def evaluate(self, ctx: Context, scope: Scope) -> Outcome:
-        outs = [c.evaluate(ctx, scope) for c in self.items]
-        live = [o for o in outs if o.applicable]
-        ok = any(o.ok for o in live)
-        deciding = [h for o in live if o.ok == ok for h in o.hits]
-        return Outcome(ok, _sorted(deciding), bool(live), "; ".join(o.detail for o in outs))
+        return _combine(self.items, ctx, scope, any)
 
 
 @dataclass(frozen=True)
