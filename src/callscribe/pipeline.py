@@ -29,6 +29,7 @@ log = logging.getLogger("callscribe")
 # options leave it to them.
 MIN_CLIPS_PER_ENGINE_CALL = 32
 DEFAULT_ENGINE_BATCH = 8
+_NO_AUDIO = np.zeros(0, np.float32)
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,9 @@ class Pipeline:
                     elapsed = time.perf_counter() - t0
                     total = sum(c.duration for _, c in batch) or 1.0
                     for (call, clip), result in zip(batch, results, strict=True):
-                        call.results.append((clip, result))
                         engine_time[id(call)] = engine_time.get(id(call), 0.0) + elapsed * clip.duration / total
+                        clip.audio = _NO_AUDIO  # heard: keep where it was, not its samples (long calls)
+                        call.results.append((clip, result))
                     if on_clip_batch is not None:
                         on_clip_batch(len(batch))
                 for call in [c for c in active if c.exhausted]:
