@@ -114,3 +114,25 @@ def test_mono_call_without_the_diarize_extra_gets_no_roles(
     assert t.utterances and {u.speaker for u in t.utterances} == {"mixed"}
     assert all(u.role is None for u in t.utterances)
     assert any("not separated" in n for n in t.notes)
+
+
+def test_clip_samples_are_released_once_heard(evalset: Path, engine: WhisperEngine) -> None:
+    """A long call must not keep every clip's audio until it is assembled."""
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[np.ndarray]] = []
+
+    class Watching(CountingEngine):
+        def transcribe(self, clips: list[Clip], options: EngineOptions) -> list[EngineResult]:
+            refs.extend(weakref.ref(c.audio) for c in clips)
+            return super().transcribe(clips, options)
+
+    watcher = Watching(engine)
+    items = Pipeline({"engine": "whisper", "language": "en", "speakers": 1}, engine=watcher).run(
+        [(evalset / "audio" / "en_ami_dev00_2spk.wav", "")]
+    )
+    t = next(iter(items))
+    gc.collect()
+    assert len(refs) > 1 and t.utterances
+    assert all(r() is None for r in refs)
