@@ -13,7 +13,6 @@ from callscribe.audio import (
     ClipPlan,
     from_array,
     iter_clips,
-    make_clips,
     plan_clips,
     prepare_array,
 )
@@ -93,7 +92,7 @@ def test_every_speech_frame_in_exactly_one_clip(speech: np.ndarray, max_clip_s: 
     plans = plan_clips(prepared.audio, prepared.speech, max_clip_s=max_clip_s, pad_s=0.2)
     _check_plans(plans, prepared.speech, prepared.audio.duration, max_clip_s, 0.2)
 
-    clips = make_clips(prepared.audio, prepared.speech, call_id="call-1", max_clip_s=max_clip_s)
+    clips = list(iter_clips(prepared.audio, prepared.speech, call_id="call-1", max_clip_s=max_clip_s))
     assert len(clips) == len(plans)
     assert [c.index for c in clips] == list(range(len(clips)))
     assert [c.start for c in clips] == sorted(c.start for c in clips)
@@ -129,9 +128,9 @@ def test_long_monologue_is_cut_inside_its_pauses(speech: np.ndarray) -> None:
 def test_speaker_labels_keep_clips_apart(speech: np.ndarray) -> None:
     audio = from_array(speech, SAMPLE_RATE)
     spans = [Span(0.0, 2.0), Span(2.4, 4.0), Span(4.3, 6.0), Span(6.2, 8.0)]
-    labelled = make_clips(audio, {0: spans}, call_id="c", labels={0: ["A", "B", "B", "A"]})
+    labelled = list(iter_clips(audio, {0: spans}, call_id="c", labels={0: ["A", "B", "B", "A"]}))
     assert [c.speaker for c in labelled] == ["A", "B", "A"]
-    unlabelled = make_clips(audio, {0: spans}, call_id="c")
+    unlabelled = list(iter_clips(audio, {0: spans}, call_id="c"))
     assert len(unlabelled) == 1 and unlabelled[0].speaker is None
 
 
@@ -144,16 +143,16 @@ def test_long_silences_end_a_clip(speech: np.ndarray) -> None:
 def test_silence_only_gives_no_clips() -> None:
     prepared = prepare_array(np.zeros(20 * SAMPLE_RATE, dtype=np.float32), 8_000, Options())
     assert prepared.speech == {0: []}
-    assert make_clips(prepared.audio, prepared.speech, call_id="quiet") == []
+    assert list(iter_clips(prepared.audio, prepared.speech, call_id="quiet")) == []
 
 
 def test_clips_are_loudness_normalised(speech: np.ndarray) -> None:
     quiet = speech / np.max(np.abs(speech)) * 0.05
     audio = from_array(quiet, SAMPLE_RATE)
     spans = {0: [Span(0.5, 4.0)]}
-    raw = make_clips(audio, spans, call_id="c", normalize=False)[0]
+    raw = next(iter_clips(audio, spans, call_id="c", normalize=False))
     np.testing.assert_array_equal(raw.audio, audio.read(0, raw.start, raw.end))
-    loud = make_clips(audio, spans, call_id="c")[0]
+    loud = next(iter_clips(audio, spans, call_id="c"))
     assert rms_dbfs(raw.audio) < -35
     peak_dbfs = 20 * np.log10(np.max(np.abs(loud.audio)))
     assert peak_dbfs <= -1.0 + 1e-4
@@ -161,7 +160,7 @@ def test_clips_are_loudness_normalised(speech: np.ndarray) -> None:
     assert -24.0 < rms_dbfs(loud.audio) < -19.0 or peak_dbfs > -1.1
     # A clip of digital silence is left as it is.
     silent = from_array(np.zeros(SAMPLE_RATE * 3, dtype=np.float32), SAMPLE_RATE)
-    clip = make_clips(silent, {0: [Span(1.0, 2.0)]}, call_id="c")[0]
+    clip = next(iter_clips(silent, {0: [Span(1.0, 2.0)]}, call_id="c"))
     assert not clip.audio.any()
 
 
@@ -181,8 +180,8 @@ def test_denoise_raises_snr_and_leaves_clean_speech_nearly_alone(speech: np.ndar
     assert snr(cleaned) > snr(speech + noise) + 1.5
     assert snr(denoise(speech)) > 20.0
     audio = from_array(speech + noise, SAMPLE_RATE)
-    clips = make_clips(audio, {0: [Span(0.5, 5.0)]}, call_id="c", denoise=True, normalize=False)
-    plain = make_clips(audio, {0: [Span(0.5, 5.0)]}, call_id="c", normalize=False)
+    clips = list(iter_clips(audio, {0: [Span(0.5, 5.0)]}, call_id="c", denoise=True, normalize=False))
+    plain = list(iter_clips(audio, {0: [Span(0.5, 5.0)]}, call_id="c", normalize=False))
     assert len(clips[0].audio) == len(plain[0].audio)
     assert not np.allclose(clips[0].audio, plain[0].audio)
 

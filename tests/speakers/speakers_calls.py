@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from synth import AGENT_VOICE_EN, CUSTOMER_VOICE_EN, Dialogue, Turn, build_dialogue, resample, to_stereo
 
-from callscribe.audio import DecodedAudio, make_clips
+from callscribe.audio import DecodedAudio, iter_clips
 from callscribe.engines.base import EngineOptions
 from callscribe.model import CallInfo, Span, Transcript, Utterance
 from callscribe.speakers import SpeakerPlan
@@ -74,7 +74,7 @@ def tiny_engine() -> WhisperEngine:
 
 def transcribe(audio: DecodedAudio, speech: dict[int, list[Span]], labels: dict[int, list[str]] | None) -> Transcript:
     """Clips (never crossing a label change) through Whisper tiny.en; one utterance per recognised segment."""
-    clips = make_clips(audio, speech, call_id="call", labels=labels)  # type: ignore[arg-type]
+    clips = list(iter_clips(audio, speech, call_id="call", labels=labels))  # type: ignore[arg-type]
     results = tiny_engine().transcribe(clips, EngineOptions(language="en"))
     utts = []
     for clip, res in zip(clips, results, strict=True):

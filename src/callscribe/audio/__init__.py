@@ -10,7 +10,7 @@ from callscribe.audio.decode import (
     is_audio,
 )
 from callscribe.audio.enhance import denoise, normalize_loudness, rms_dbfs
-from callscribe.audio.segment import MAX_CLIP_S, ClipPlan, clip_audio, iter_clips, make_clips, plan_clips
+from callscribe.audio.segment import MAX_CLIP_S, ClipPlan, clip_audio, iter_clips, plan_clips
 from callscribe.audio.vad import PreparedAudio, SpeechMap, prepare, prepare_array, vad_session
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "from_array",
     "is_audio",
     "iter_clips",
-    "make_clips",
     "normalize_loudness",
     "plan_clips",
     "prepare",

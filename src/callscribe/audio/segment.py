@@ -171,41 +171,12 @@ def iter_clips(
     labels: dict[int, list[str | None]] | None = None,
     max_gap_s: float = MAX_MERGE_GAP_S,
 ) -> Iterator[Clip]:
-    """Like :func:`make_clips`, reading each clip's samples only when it is asked for (for long calls)."""
+    """Cut the call into clips ordered by start time, reading each clip's samples only when it is asked for.
+
+    ``clip.start`` is the padded start in the call. A long call never holds more than the clip at hand.
+    """
     plans = plan_clips(audio, speech, max_clip_s=max_clip_s, pad_s=pad_s, max_gap_s=max_gap_s, labels=labels)
     for index, plan in enumerate(plans):
         clip = clip_audio(audio, plan, normalize=normalize, denoise=denoise)
         clip.call_id, clip.index = call_id, index
         yield clip
-
-
-def make_clips(
-    audio: DecodedAudio,
-    speech: dict[int, list[Span]],
-    *,
-    call_id: str,
-    max_clip_s: float = MAX_CLIP_S,
-    pad_s: float = PAD_S,
-    normalize: bool = True,
-    denoise: bool = False,
-    labels: dict[int, list[str | None]] | None = None,
-    max_gap_s: float = MAX_MERGE_GAP_S,
-) -> list[Clip]:
-    """Cut the call into clips ordered by start time; ``clip.start`` is the padded start in the call.
-
-    All clip samples are held at once (about 4 bytes x 16,000 per second of speech); for calls of an hour or
-    more, :func:`iter_clips` hands them out one by one.
-    """
-    return list(
-        iter_clips(
-            audio,
-            speech,
-            call_id=call_id,
-            max_clip_s=max_clip_s,
-            pad_s=pad_s,
-            normalize=normalize,
-            denoise=denoise,
-            labels=labels,
-            max_gap_s=max_gap_s,
-        )
-    )
