@@ -67,7 +67,6 @@ class _Call:
     notes: list[str] = field(default_factory=list)
     results: list[tuple[Clip, EngineResult]] = field(default_factory=list)
     exhausted: bool = False
-    outstanding: int = 0
 
 
 def sha256_file(path: Path) -> str:
