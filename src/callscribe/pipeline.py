@@ -245,6 +245,32 @@ class Pipeline:
         return t
 
     # -- running ------------------------------------------------------------------------------------------------
+    def _hear(
+        self, batch: list[tuple[_Call, Clip]], engine_time: dict[int, float]
+    ) -> list[tuple[_Call, BaseException]]:
+        """Run the engine on a batch and file each result with its call; return the calls that failed.
+
+        When the batch fails, each call's clips are tried on their own, so one bad call does not sink the others.
+        """
+        t0 = time.perf_counter()
+        try:
+            results = self.engine.transcribe([c for _, c in batch], self.engine_options())
+        except Exception as exc:
+            calls = list({id(call): call for call, _ in batch}.values())
+            if len(calls) == 1:
+                return [(calls[0], exc)]
+            failed = []
+            for call in calls:
+                failed += self._hear([(c, clip) for c, clip in batch if c is call], engine_time)
+            return failed
+        elapsed = time.perf_counter() - t0
+        total = sum(c.duration for _, c in batch) or 1.0
+        for (call, clip), result in zip(batch, results, strict=True):
+            engine_time[id(call)] = engine_time.get(id(call), 0.0) + elapsed * clip.duration / total
+            clip.audio = _NO_AUDIO  # heard: keep where it was, not its samples (long calls)
+            call.results.append((clip, result))
+        return []
+
     def transcribe(self, source: str | Path | np.ndarray, *, sample_rate: int | None = None) -> Transcript:
         """One call, start to finish (the Python API)."""
         sha = sha256_file(Path(source)) if not isinstance(source, np.ndarray) else ""
@@ -306,22 +332,10 @@ class Pipeline:
                     except Exception as exc:
                         yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
                 if batch:
-                    t0 = time.perf_counter()
-                    try:
-                        results = self.engine.transcribe([c for _, c in batch], self.engine_options())
-                    except Exception as exc:
-                        failed = {id(call) for call, _ in batch}
-                        for call in [c for c in active if id(c) in failed]:
-                            active.remove(call)
-                            call.audio.close()
-                            yield CallError(call.info.path, "engine", _with_path(call.info.path, one_line(exc)))
-                        continue
-                    elapsed = time.perf_counter() - t0
-                    total = sum(c.duration for _, c in batch) or 1.0
-                    for (call, clip), result in zip(batch, results, strict=True):
-                        engine_time[id(call)] = engine_time.get(id(call), 0.0) + elapsed * clip.duration / total
-                        clip.audio = _NO_AUDIO  # heard: keep where it was, not its samples (long calls)
-                        call.results.append((clip, result))
+                    for call, exc in self._hear(batch, engine_time):
+                        active.remove(call)
+                        call.audio.close()
+                        yield CallError(call.info.path, "engine", _with_path(call.info.path, one_line(exc)))
                     if on_clip_batch is not None:
                         on_clip_batch(len(batch))
                 for call in [c for c in active if c.exhausted]:

@@ -136,3 +136,32 @@ def test_clip_samples_are_released_once_heard(evalset: Path, engine: WhisperEngi
     gc.collect()
     assert len(refs) > 1 and t.utterances
     assert all(r() is None for r in refs)
+
+
+def test_an_engine_failure_sinks_only_its_own_call(evalset: Path, engine: WhisperEngine) -> None:
+    """Clips of several calls share a batch; when the batch fails, each call is retried alone."""
+
+    class FailsOnOneCall(CountingEngine):
+        def transcribe(self, clips: list[Clip], options: EngineOptions) -> list[EngineResult]:
+            self.calls.append([c.call_id for c in clips])
+            if any(c.call_id == "zh_aishell2_IT0011W0001" for c in clips):
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return self.inner.transcribe(clips, options)
+
+    failing = FailsOnOneCall(engine)
+    names = (
+        "zh_aishell1_BAC009S0764W0121",
+        "zh_aishell2_IT0011W0001",
+        "zh_wenetspeech_TEST_NET_Y0000000000_-KTKHdZ2fb8_S00000",
+    )
+    files = [evalset / "audio" / f"{n}.wav" for n in names]
+    results = list(
+        Pipeline({"engine": "whisper", "language": "zh", "speakers": 1}, engine=failing).run((f, "") for f in files)
+    )
+    errors = [r for r in results if isinstance(r, CallError)]
+    done = [r for r in results if not isinstance(r, CallError)]
+    assert len(errors) == 1 and errors[0].stage == "engine"
+    assert "zh_aishell2_IT0011W0001.wav: CUDA error" in str(errors[0])
+    assert sorted(t.call.id for t in done) == sorted([names[0], names[2]])
+    assert all(t.utterances for t in done)
+    assert len(failing.calls[0]) > 1 and len(set(failing.calls[0])) == 3  # they did share the first batch
