@@ -1,6 +1,6 @@
 """Does the spectral-gating denoiser help recognition? CER/WER on evalset-dev, clean and with added noise.
 
-Each recording goes through prepare() and make_clips() with ``denoise`` off and on, is transcribed by the
+Each recording goes through prepare() and list(iter_clips()) with ``denoise`` off and on, is transcribed by the
 bundled Whisper-base (faster-whisper, CPU, int8, beam 5, language given) and scored with jiwer: CER for
 Chinese (after converting to simplified and dropping punctuation and spaces), WER for English.
 
@@ -19,7 +19,7 @@ import numpy as np
 import opencc
 from faster_whisper import WhisperModel
 
-from callscribe.audio import SAMPLE_RATE, make_clips, prepare, prepare_array
+from callscribe.audio import SAMPLE_RATE, iter_clips, prepare, prepare_array
 from callscribe.engines.bundled import bundled_model_dir
 from callscribe.options import Options
 
@@ -61,7 +61,7 @@ def main() -> None:
             audio = samples if condition == "clean" else add_noise(samples, args.snr, seed=i)
             with prepare_array(audio, SAMPLE_RATE, Options()) as prepared:
                 for denoise in (False, True):
-                    clips = make_clips(prepared.audio, prepared.speech, call_id=row["file"], denoise=denoise)
+                    clips = list(iter_clips(prepared.audio, prepared.speech, call_id=row["file"], denoise=denoise))
                     texts = []
                     for clip in clips:
                         segments, _ = model.transcribe(

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "engines_qwen"))
 
 from tiny_qwen import TINY, Sizes, build_qwen_asr  # noqa: E402
 
-from callscribe.audio import make_clips, prepare  # noqa: E402
+from callscribe.audio import iter_clips, prepare  # noqa: E402
 from callscribe.engines import base  # noqa: E402
 from callscribe.engines.base import Clip, EngineOptions  # noqa: E402
 from callscribe.engines.qwen3 import Qwen3Engine  # noqa: E402
@@ -122,7 +122,7 @@ def speech_clips(minutes: float, evalset: Path) -> list[Clip]:
     pool: list[Clip] = []
     for row in rows:
         with prepare(evalset / row["file"], Options()) as prepared:
-            pool += make_clips(prepared.audio, prepared.speech, call_id=Path(row["file"]).stem)
+            pool += list(iter_clips(prepared.audio, prepared.speech, call_id=Path(row["file"]).stem))
     if not pool:
         raise SystemExit(f"{evalset}: no speech found")
     clips: list[Clip] = []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from openai_server import RunningServer, ServerState, make_app
 
-from callscribe.audio import make_clips, prepare
+from callscribe.audio import iter_clips, prepare
 from callscribe.engines import base
 from callscribe.engines.base import Clip, Engine, EngineError, EngineOptions
 from callscribe.engines.openai import ENV_BASE_URL, OpenAIEngine, base_urls, parse_reply, wav_bytes
@@ -52,7 +52,7 @@ def server(servers: list[tuple[RunningServer, ServerState]]) -> tuple[RunningSer
 @pytest.fixture(scope="module")
 def jfk_clips(evalset: Path) -> list[Clip]:
     with prepare(evalset / "audio" / "en_whisper_jfk.flac", Options()) as prepared:
-        return make_clips(prepared.audio, prepared.speech, call_id="jfk")
+        return list(iter_clips(prepared.audio, prepared.speech, call_id="jfk"))
 
 
 def _engine(url: str, **kwargs: object) -> OpenAIEngine:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tiny_qwen import TinyQwen, build_tiny_qwen
 
-from callscribe.audio import make_clips, prepare
+from callscribe.audio import iter_clips, prepare
 from callscribe.engines import base
 from callscribe.engines.base import Clip, EngineError, EngineOptions
 from callscribe.engines.qwen3 import Qwen3Engine
@@ -47,7 +47,7 @@ def speech_clips(evalset: Path) -> list[Clip]:
     clips: list[Clip] = []
     for name in SPEECH_FILES:
         with prepare(evalset / name, Options()) as prepared:
-            clips += make_clips(prepared.audio, prepared.speech, call_id=Path(name).stem)
+            clips += list(iter_clips(prepared.audio, prepared.speech, call_id=Path(name).stem))
     assert len(clips) >= 5
     return clips
 
