@@ -6,27 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 from typer.testing import CliRunner
 
-from callscribe.eval.cli import register
+from callscribe.cli import app
 from callscribe.eval.der import load_rttm
 from callscribe.model import CallInfo, Transcript, Utterance
 
 runner = CliRunner()
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """Throwaway root app standing in for callscribe's."""
-
-    register(app)
-    return app
 
 
 def _write(folder: Path, audio: str, utts: tuple[Utterance, ...], duration: float = 30.0) -> None:
@@ -78,7 +66,7 @@ def test_eval_command_writes_scores_as_json(tmp_path: Path, evalset: Path, hyp_d
     glossary.write_text("停滞\nclose => clubs\nhearts\n", encoding="utf-8")
     out_json = tmp_path / "scores" / "eval.json"
     args = ["eval", "--ref", str(manifest), "--hyp", str(hyp_dir), "--json", str(out_json)]
-    result = runner.invoke(_app(), [*args, "--glossary", str(glossary), "--align"])
+    result = runner.invoke(app, [*args, "--glossary", str(glossary), "--align"])
     assert result.exit_code == 0, result.output
     assert "total" in result.output and "REF:" in result.output
 
@@ -114,7 +102,7 @@ def test_no_normalize_and_missing_hypotheses(tmp_path: Path, evalset: Path, hyp_
     manifest = evalset / "manifest.jsonl"  # 15 references, 5 hypotheses
     out_json = tmp_path / "raw.json"
     args = ["eval", "--ref", str(manifest), "--hyp", str(hyp_dir), "--json", str(out_json), "--no-normalize"]
-    result = runner.invoke(_app(), args)
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out_json.read_text(encoding="utf-8"))
     assert data["total"]["files"] == 15 and data["total"]["missing"] == 10
@@ -124,7 +112,7 @@ def test_no_normalize_and_missing_hypotheses(tmp_path: Path, evalset: Path, hyp_
     assert missing["missing"] and missing["text"]["deletions"] == missing["text"]["ref_tokens"] > 0
 
     skipped = tmp_path / "skip.json"
-    result = runner.invoke(_app(), [*args[:5], "--json", str(skipped), "--skip-missing"])
+    result = runner.invoke(app, [*args[:5], "--json", str(skipped), "--skip-missing"])
     assert result.exit_code == 0, result.output
     assert json.loads(skipped.read_text(encoding="utf-8"))["total"]["files"] == 5
 
@@ -137,15 +125,15 @@ def test_txt_hypotheses_and_text_folder_refs(tmp_path: Path) -> None:
     (hyps / "a.txt").write_text("我要查一下余额", encoding="utf-8")
     out_json = tmp_path / "eval.json"
     base = ["eval", "--ref", str(refs), "--hyp", str(hyps), "--json", str(out_json)]
-    assert runner.invoke(_app(), base).exit_code == 0
+    assert runner.invoke(app, base).exit_code == 0
     assert json.loads(out_json.read_text(encoding="utf-8"))["total"]["cer"] == pytest.approx(1 / 8)
-    assert runner.invoke(_app(), [*base, "--fillers"]).exit_code == 0
+    assert runner.invoke(app, [*base, "--fillers"]).exit_code == 0
     assert json.loads(out_json.read_text(encoding="utf-8"))["total"]["cer"] == 0.0
     assert not list(tmp_path.glob(".eval.json.*"))  # the atomic write left no temp file
 
 
 def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "hyps").mkdir()
-    result = runner.invoke(_app(), ["eval", "--ref", str(tmp_path / "none.jsonl"), "--hyp", str(tmp_path / "hyps")])
+    result = runner.invoke(app, ["eval", "--ref", str(tmp_path / "none.jsonl"), "--hyp", str(tmp_path / "hyps")])
     assert result.exit_code == 2
     assert "none.jsonl: no such reference file or folder" in result.output

@@ -6,23 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-import typer
 from helpers_qa import DATA
 from typer.testing import CliRunner
 
+from callscribe.cli import app
 from callscribe.model import QAResult
-from callscribe.qa.cli import register
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """callscribe"""
-
-    register(app)
-    return app
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -37,7 +25,7 @@ def _folder(tmp_path: Path) -> Path:
 
 def test_qa_folder_writes_results_and_table(tmp_path: Path) -> None:
     out = _folder(tmp_path)
-    res = CliRunner().invoke(_app(), ["qa", str(out)], terminal_width=200)
+    res = CliRunner().invoke(app, ["qa", str(out)], terminal_width=200)
     assert res.exit_code == 0, res.output
     for name in ("zh_good", "zh_bad", "en_good"):
         result = QAResult.from_dict(json.loads((out / f"{name}.qa.json").read_text(encoding="utf-8")))
@@ -56,7 +44,7 @@ def test_bad_file_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
     weird = json.loads((DATA / "en_good.json").read_text(encoding="utf-8"))
     weird["utterances"][0]["start"] = "soon"
     (out / "weird.json").write_text(json.dumps(weird), encoding="utf-8")
-    res = CliRunner().invoke(_app(), ["qa", str(out), "--json"])
+    res = CliRunner().invoke(app, ["qa", str(out), "--json"])
     assert res.exit_code == 1
     payload = json.loads(res.stdout)
     assert sorted(c["call_id"] for c in payload["calls"]) == ["en_good", "zh_bad", "zh_good"]
@@ -71,15 +59,15 @@ def test_bad_file_is_one_line_and_the_rest_go_on(tmp_path: Path) -> None:
 
 def test_scorecard_option(tmp_path: Path) -> None:
     out = _folder(tmp_path)
-    res = CliRunner().invoke(_app(), ["qa", str(out), "--scorecard", str(DATA / "custom_card.yaml"), "--json"])
+    res = CliRunner().invoke(app, ["qa", str(out), "--scorecard", str(DATA / "custom_card.yaml"), "--json"])
     assert res.exit_code == 0, res.output
     assert {c["scorecard"] for c in json.loads(res.stdout)["calls"]} == {"custom"}
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [{id: a, check: {phrases: [x]}}]", encoding="utf-8")
-    res = CliRunner().invoke(_app(), ["qa", str(out), "--scorecard", str(bad)])
+    res = CliRunner().invoke(app, ["qa", str(out), "--scorecard", str(bad)])
     assert res.exit_code == 2 and "bad.yaml: rule 'a'" in res.output
 
 
 def test_missing_folder(tmp_path: Path) -> None:
-    res = CliRunner().invoke(_app(), ["qa", str(tmp_path / "nope")])
+    res = CliRunner().invoke(app, ["qa", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a folder" in res.output
