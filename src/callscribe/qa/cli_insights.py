@@ -21,8 +21,13 @@ def redact(
     mask: Annotated[str, typer.Option(help="Replacement; {kind} becomes PHONE, ID, CARD or EMAIL.")] = "[{kind}]",
 ) -> None:
     """Replace phone numbers, ID numbers, bank cards and e-mail addresses in text, line by line, to stdout."""
-    from callscribe.text.pii import redact_text
+    from callscribe.text.pii import redact_text, validate_mask
 
+    try:
+        validate_mask(mask)
+    except ValueError as exc:
+        typer.echo(f"error: --mask: {exc}", err=True)
+        raise typer.Exit(2) from None
     if file is not None and not file.is_file():
         typer.echo(f"error: {file}: no such file", err=True)
         raise typer.Exit(2)

@@ -6,8 +6,11 @@ such text into one :class:`DigitRun`: the digits, where the run sits in the text
 (``138-0013-8000`` -> ``(3, 4, 4)``), and whether any digit was spoken as a word or a Chinese numeral.
 
 Runs break at anything that is not a digit, a digit word or a separator (space, hyphen, dash, brackets, ``+``).
-Commas and ``、`` join only spoken digits (ASR punctuates pauses); a ``.`` joins only written digit groups
-(``555.123.4567``) so that the caller can tell grouping apart from decimals by the group sizes.
+Commas and ``、`` join spoken digits (ASR punctuates pauses) and written groups, except a ``,`` followed by exactly
+three digits (``13,800,138,000`` is an amount); a ``.`` joins only written digit groups (``555.123.4567``) so that the
+caller can tell grouping apart from decimals by the group sizes. Written single digits in a row (``5.5.5.2.1.3``,
+``2, 1, 3``: how Whisper writes digits read one by one) count as spoken. The check character of an ID number may
+follow its digits written (``X``/``x``) or spoken (``叉``, ``艾克斯``, ``ex``).
 """
 
 from __future__ import annotations
@@ -47,10 +50,16 @@ EN_DIGITS = {
 EN_REPEATS = {"double": 2, "triple": 3}
 # "oh" and "o" are zero only after another digit; at the start of a run they are the interjection.
 _EN_WEAK = {"oh", "o"}
+# How the check character X of an ID number is said; it counts only after this many digits.
+X_WORDS = {"x", "ex"}
+X_MIN_DIGITS = 14
+# Written single digits in a row, at least this many, were read one by one.
+SINGLE_DIGIT_RUN = 3
 
 _TOKEN_RE = re.compile(
     r"(?P<num>[0-9０-９]+)"
     r"|(?P<cn>[零〇幺一二三四五六七八九两]+)"
+    r"|(?P<x>叉|艾克斯|爱克斯)"
     r"|(?P<word>[A-Za-z]+)"
     r"|(?P<sep>[ \t\u3000\-–—_()（）+]+)"
     r"|(?P<pause>[,，、]\s*)"
@@ -58,6 +67,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<other>.)",
     re.DOTALL,
 )
+_THOUSANDS_RE = re.compile(r"[0-9]{3}(?![0-9])")
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
@@ -124,8 +134,14 @@ def digit_runs(text: str, *, words: bool = True, chinese: bool = True) -> list[D
         kind = m.lastgroup or "other"
         tok = m.group()
         last = pieces[-1] if pieces else None
+        count = sum(len(p.digits) for p in pieces)
         if kind == "num":
             add(_Piece(tok.translate(_FULLWIDTH), m.start(), m.end(), spoken=False))
+        elif kind == "x" or (kind == "word" and tok.lower() in X_WORDS and not _touches_written(last, m.start())):
+            if count >= X_MIN_DIGITS and "X" not in "".join(p.digits for p in pieces):
+                add(_Piece("X", m.start(), m.end(), spoken=True))
+            else:
+                flush()
         elif kind == "cn" and chinese:
             if last is not None and sep == ".":
                 flush()
@@ -133,7 +149,7 @@ def digit_runs(text: str, *, words: bool = True, chinese: bool = True) -> list[D
         elif kind == "word":
             low = tok.lower()
             touching = last is not None and last.end == m.start() and not last.spoken
-            if touching and low == "x" and len(last.digits) >= 17 and not _alnum_at(text, m.end()):
+            if touching and low == "x" and count >= X_MIN_DIGITS and not _alnum_at(text, m.end()):
                 # the check character of an ID number ("11010519491231002X")
                 last.digits += "X"
                 last.end = m.end()
@@ -147,8 +163,8 @@ def digit_runs(text: str, *, words: bool = True, chinese: bool = True) -> list[D
         elif kind == "sep":
             sep = tok.strip()[:1] or " "
         elif kind == "pause":
-            if last is not None and not last.spoken:
-                flush()  # "13,800,138,000" is an amount; a pause joins spoken digits only
+            if last is not None and not last.spoken and tok[0] == "," and _THOUSANDS_RE.match(text, m.end()):
+                flush()  # "13,800,138,000" is an amount
             else:
                 sep = ","
         elif kind == "dot":
@@ -168,6 +184,7 @@ def _close(text: str, pieces: list[_Piece]) -> DigitRun | None:
         pieces = pieces[1:]
     if not pieces:
         return None
+    _single_digits_as_spoken(pieces)
     groups: list[int] = []
     seps: list[str] = []
     spoken: list[bool] = []
@@ -202,6 +219,10 @@ def _close(text: str, pieces: list[_Piece]) -> DigitRun | None:
     )
 
 
+def _touches_written(last: _Piece | None, at: int) -> bool:
+    return last is not None and last.end == at and not last.spoken
+
+
 def _is_cn(ch: str) -> bool:
     return ch in CN_DIGITS
 
@@ -212,3 +233,18 @@ def _letter_at(text: str, i: int) -> bool:
 
 def _alnum_at(text: str, i: int) -> bool:
     return 0 <= i < len(text) and text[i].isascii() and text[i].isalnum()
+
+
+def _single_digits_as_spoken(pieces: list[_Piece]) -> None:
+    """Mark written single digits in a row (``5.5.5.2``, ``2, 1, 3``) as spoken; their dots are pauses."""
+    k = 0
+    while k < len(pieces):
+        end = k
+        while end < len(pieces) and not pieces[end].spoken and len(pieces[end].digits) == 1:
+            end += 1
+        if end - k >= SINGLE_DIGIT_RUN:
+            for i in range(k, end):
+                pieces[i].spoken = True
+                if i > k and pieces[i].sep == ".":
+                    pieces[i].sep = ","
+        k = max(end, k + 1)
