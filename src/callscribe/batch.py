@@ -1,67 +1,61 @@
 """The batch runner: find recordings, skip what is done, transcribe the rest, write outputs and errors.
 
 Resumable and idempotent: a call is done when ``OUT/<stem>.json`` exists with the same input sha256 and the same
-result-affecting options. Every output is written atomically (JSON last), so a run killed at any point, even with
-``kill -9``, leaves only whole files, and the next run neither loses nor repeats anything.
+result-affecting options. A call's files are replaced as one set (:class:`~callscribe.outputs.writers.OutputSet`,
+JSON last), so a run killed at any point, even with ``kill -9``, leaves either the old set or the new one, and the
+next run neither loses nor repeats anything. A file that cannot be used, a failed write, a failed QA are one line
+for that call and the batch goes on; a full disk stops the run cleanly, saying what was and was not done.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from callscribe.audio.files import AudioError, add_progress_listener, open_regular
+from callscribe.batch_inputs import HIDDEN_PREFIXES, MEDIA_SUFFIXES, Job, discover
+from callscribe.batch_store import (
+    ERRORS_FILE,
+    LOCK_FILE,
+    ErrorLog,
+    OutputLock,
+    check_writable,
+    previous,
+    write_failure,
+)
 from callscribe.model import Transcript
 from callscribe.options import Options
-from callscribe.outputs.writers import atomic_write_text, write_outputs
-from callscribe.pipeline import CallError, Pipeline, one_line, sha256_file
+from callscribe.outputs.writers import QA_SUFFIX, REDACTED_SUFFIX, WRITERS, OutputSet
+from callscribe.pipeline import CallError, Pipeline, one_line
 
 log = logging.getLogger("callscribe")
 
-ERRORS_FILE = "errors.jsonl"
-LOCK_FILE = ".callscribe.lock"
-HIDDEN_PREFIXES = (".", "~")
-# In a folder, a file is taken when PyAV finds audio in it, or when its name says it is a recording: those fail
-# loudly (zero bytes, no audio stream, corrupt) instead of being skipped without a word.
-MEDIA_SUFFIXES = frozenset(
-    [
-        ".wav",
-        ".wave",
-        ".mp3",
-        ".m4a",
-        ".aac",
-        ".amr",
-        ".awb",
-        ".opus",
-        ".ogg",
-        ".oga",
-        ".flac",
-        ".wma",
-        ".mp4",
-        ".mov",
-        ".mkv",
-        ".webm",
-        ".3gp",
-        ".caf",
-        ".aif",
-        ".aiff",
-        ".au",
-        ".gsm",
-        ".vox",
-    ]
-)
+__all__ = [
+    "ERRORS_FILE",
+    "HIDDEN_PREFIXES",
+    "LOCK_FILE",
+    "MEDIA_SUFFIXES",
+    "ErrorLog",
+    "Job",
+    "OutputLock",
+    "RunSummary",
+    "check_writable",
+    "discover",
+    "run_batch",
+    "run_locked",
+]
 
-
-@dataclass(frozen=True)
-class Job:
-    path: Path
-    stem: str
-    duration: float = 0.0  # from a cheap container probe; 0 when unknown
+# (event, job, audio seconds, error) with event done | skipped | failed; error is set for failed.
+ProgressHook = Callable[[str, Job, float, "CallError | None"], None]
+# (activity, call, seconds so far, seconds in all or None) with activity decoding | transcribing.
+ActivityHook = Callable[[str, str, float, "float | None"], None]
 
 
 @dataclass
@@ -74,164 +68,44 @@ class RunSummary:
     wall_seconds: float = 0.0
     not_audio: list[str] = field(default_factory=list)
     errors: list[CallError] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped before trying every call (disk full)
+    not_tried: list[str] = field(default_factory=list)
 
     @property
     def speed(self) -> float:
         return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-def _probe_duration(path: Path) -> float | None:
-    """Seconds of audio per the container, or ``None`` when PyAV finds no audio stream."""
-    import av
-
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            streams = container.streams.audio
-            if not streams:
-                return None
-            stream = streams[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            return float(container.duration / 1_000_000) if container.duration else 0.0
-    except Exception:
-        return None
+def sha256_regular(path: Path) -> str:
+    """sha256 of a regular file, read through one descriptor checked to be a regular file (never blocks)."""
+    digest = hashlib.sha256()
+    fd = open_regular(path)
+    with os.fdopen(fd, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def discover(paths: Sequence[str | Path], out_dir: Path | None = None) -> tuple[list[Job], list[str]]:
-    """Files as given, folders walked recursively keeping what PyAV can open as audio.
+class _HeardCounter:
+    """Wraps an engine to tell how far into each call the engine has got (progress during long calls)."""
 
-    Returns the jobs and the files skipped in folders because they hold no audio. A path that does not exist, or a
-    file given by name that is not audio, stays a job: it fails with a clear error and the batch goes on.
-    """
-    jobs: list[Job] = []
-    skipped: list[str] = []
-    seen: set[Path] = set()
-    out_resolved = out_dir.resolve() if out_dir else None
-    for raw in paths:
-        root = Path(raw)
-        if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(
-                    d
-                    for d in dirnames
-                    if not d.startswith(HIDDEN_PREFIXES) and (Path(dirpath) / d).resolve() != out_resolved
-                )
-                for name in sorted(filenames):
-                    if name.startswith(HIDDEN_PREFIXES):
-                        continue
-                    f = Path(dirpath) / name
-                    duration = _probe_duration(f)
-                    if duration is None and f.suffix.lower() not in MEDIA_SUFFIXES:
-                        skipped.append(str(f))
-                        continue
-                    rel = f.relative_to(root).with_suffix("")
-                    _add(jobs, seen, f, "__".join(rel.parts), duration or 0.0)
-        else:
-            _add(jobs, seen, root, root.stem or root.name, _probe_duration(root) or 0.0)
-    # Two inputs may share a stem (a/x.wav, b/x.mp3): keep names unique and stable.
-    counts: dict[str, int] = {}
-    unique = []
-    for job in jobs:
-        n = counts.get(job.stem, 0)
-        counts[job.stem] = n + 1
-        unique.append(job if n == 0 else Job(job.path, f"{job.stem}.{n + 1}", job.duration))
-    return unique, skipped
+    def __init__(self, inner: Any, hook: ActivityHook) -> None:
+        self._inner = inner
+        self._hook = hook
+        self._reached: dict[str, float] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
-def _add(jobs: list[Job], seen: set[Path], path: Path, stem: str, duration: float) -> None:
-    key = path.resolve() if path.exists() else path
-    if key in seen:
-        return
-    seen.add(key)
-    jobs.append(Job(path, stem, duration))
-
-
-class OutputLock:
-    """One run at a time per output folder (``OUT/.callscribe.lock``, released by the OS even on ``kill -9``).
-
-    Holding it makes it safe to sweep the temp files a killed run left behind.
-    """
-
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def __enter__(self) -> OutputLock:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise PermissionError(f"{self.path.parent}: another callscribe run is writing to this folder") from None
-        self._fd = fd
-        for stale in self.path.parent.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def check_writable(out_dir: Path) -> None:
-    """Fail early, in one line, when the output folder cannot be written."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=out_dir)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise PermissionError(f"{out_dir}: output folder is not writable ({exc.strerror or exc})") from None
-
-
-def is_done(job: Job, out_dir: Path, sha: str, options: Options) -> Transcript | None:
-    """The finished transcript for this input and options, or ``None``."""
-    path = out_dir / f"{job.stem}.json"
-    if not path.is_file():
-        return None
-    try:
-        t = Transcript.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if t.call.sha256 != sha or t.options.get("result_key") != options.result_key():
-        return None
-    return t
-
-
-class ErrorLog:
-    """``OUT/errors.jsonl``: one line per file that failed in its latest attempt, rewritten atomically."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / ERRORS_FILE
-        self.entries: dict[str, dict[str, str]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.entries[entry["path"]] = entry
-                except (ValueError, KeyError, TypeError):
-                    continue
-
-    def record(self, err: CallError) -> None:
-        self.entries[err.path] = {"path": err.path, "stage": err.stage, "reason": str(err)}
-        self._save()
-
-    def clear(self, path: str) -> None:
-        if self.entries.pop(path, None) is not None:
-            self._save()
-
-    def _save(self) -> None:
-        if not self.entries:
-            self.path.unlink(missing_ok=True)
-            return
-        body = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.entries.values())
-        atomic_write_text(self.path, body)
-
-
-ProgressHook = Callable[[str, Job, float], None]  # (event, job, audio seconds) with event done|skipped|failed
+    def transcribe(self, clips: Sequence[Any], options: Any) -> Any:
+        ends: dict[str, float] = {}
+        for clip in clips:
+            ends[clip.call_id] = max(ends.get(clip.call_id, 0.0), float(clip.start + clip.duration))
+        results = self._inner.transcribe(clips, options)
+        for call_id, end in ends.items():
+            self._reached[call_id] = max(self._reached.get(call_id, 0.0), end)
+            self._hook("transcribing", call_id, self._reached[call_id], None)
+        return results
 
 
 def run_batch(
@@ -242,22 +116,25 @@ def run_batch(
     pipeline: Pipeline | None = None,
     jobs: list[Job] | None = None,
     on_progress: ProgressHook | None = None,
+    on_activity: ActivityHook | None = None,
 ) -> RunSummary:
     """Transcribe every recording under ``paths`` into ``out_dir``; see the module docstring for the guarantees."""
     out = Path(out_dir)
     check_writable(out)
     with OutputLock(out):
-        return _run_locked(paths, out, options, pipeline, jobs, on_progress)
+        return run_locked(paths, out, options, pipeline, jobs, on_progress, on_activity)
 
 
-def _run_locked(
+def run_locked(
     paths: Sequence[str | Path],
     out: Path,
     options: Options,
-    pipeline: Pipeline | None,
-    jobs: list[Job] | None,
-    on_progress: ProgressHook | None,
+    pipeline: Pipeline | None = None,
+    jobs: list[Job] | None = None,
+    on_progress: ProgressHook | None = None,
+    on_activity: ActivityHook | None = None,
 ) -> RunSummary:
+    """:func:`run_batch` for a caller that already holds ``OutputLock(out)`` (it loads the model after locking)."""
     t_start = time.perf_counter()
     summary = RunSummary()
     if jobs is None:
@@ -265,82 +142,165 @@ def _run_locked(
     summary.total = len(jobs)
     errors = ErrorLog(out)
     pipeline = pipeline or Pipeline(options)
+    if on_activity is not None:
+        pipeline = _counting(pipeline, on_activity)
     by_path: dict[str, Job] = {}
+    finished: set[str] = set()
 
-    def note(event: str, job: Job, seconds: float) -> None:
+    def note(event: str, job: Job, seconds: float, err: CallError | None = None) -> None:
+        finished.add(str(job.path))
         if on_progress is not None:
-            on_progress(event, job, seconds)
-
-    def todo() -> Iterator[tuple[Path, str]]:
-        for job in jobs:
-            try:
-                sha = sha256_file(job.path)
-            except FileNotFoundError:
-                sha = ""
-            except OSError as exc:
-                fail(
-                    CallError(str(job.path), "input", f"{job.path}: cannot read file ({exc.strerror or exc})"),
-                    job,
-                )
-                continue
-            if sha:
-                done = is_done(job, out, sha, options)
-                if done is not None:
-                    missing = [f for f in options.formats if not (out / f"{job.stem}.{f}").is_file()]
-                    if missing:
-                        write_outputs(done, out, job.stem, tuple(missing))
-                    errors.clear(str(job.path))
-                    summary.skipped += 1
-                    note("skipped", job, done.call.duration)
-                    continue
-            by_path[str(job.path)] = job
-            yield job.path, sha
+            on_progress(event, job, seconds, err)
 
     def fail(err: CallError, job: Job) -> None:
         summary.failed += 1
         summary.errors.append(err)
         errors.record(err)
-        log.error("%s", err)
-        note("failed", job, job.duration)
+        log.debug("%s", err)
+        note("failed", job, job.duration, err)
+        if err.stage == "disk-full" and summary.stopped is None:
+            summary.stopped = f"{out}: no space left on the device"
 
-    for item in pipeline.run(todo()):
-        if isinstance(item, CallError):
-            fail(item, by_path.get(item.path) or Job(Path(item.path), Path(item.path).stem))
-            continue
-        job = by_path[item.call.path]
-        t = item
-        if options.qa:
-            t = _with_qa(t, out, job.stem, options)
-        try:
-            if options.redact_audio:
-                _redact_audio(t, out, job.stem)
-            write_outputs(t, out, job.stem, options.formats)
-        except OSError as exc:
-            fail(CallError(str(job.path), "write", f"{job.path}: cannot write outputs ({one_line(exc)})"), job)
-            continue
-        errors.clear(str(job.path))
-        summary.done += 1
-        summary.audio_seconds += t.call.duration
-        note("done", job, t.call.duration)
+    def todo() -> Iterator[tuple[Path, str]]:
+        for job in jobs:
+            if summary.stopped:
+                return
+            if job.error:
+                fail(CallError(str(job.path), "input", job.error), job)
+                continue
+            try:
+                sha = sha256_regular(job.path)
+            except AudioError as exc:
+                fail(CallError(str(job.path), "input", str(exc)), job)
+                continue
+            except OSError as exc:
+                fail(CallError(str(job.path), "input", f"{job.path}: cannot read file ({exc.strerror or exc})"), job)
+                continue
+            prev = previous(job, out, sha, options)
+            if prev.foreign:
+                fail(CallError(str(job.path), "output", prev.foreign), job)
+                continue
+            if prev.transcript is not None:
+                err = _complete(prev.transcript, out, job, options)
+                if err is not None:
+                    fail(err, job)
+                    continue
+                errors.clear(str(job.path))
+                summary.skipped += 1
+                note("skipped", job, prev.transcript.call.duration)
+                continue
+            by_path[str(job.path)] = job
+            yield job.path, sha
+
+    remove_listener = (
+        add_progress_listener(lambda path, s, total: on_activity("decoding", path, s, total))
+        if on_activity is not None
+        else None
+    )
+    results = pipeline.run(todo())
+    try:
+        for item in results:
+            if isinstance(item, CallError):
+                fail(item, by_path.get(item.path) or Job(Path(item.path), Path(item.path).stem))
+            else:
+                job = by_path[item.call.path]
+                err = _finish(item, out, job, options)
+                if err is not None:
+                    fail(err, job)
+                else:
+                    errors.clear(str(job.path))
+                    summary.done += 1
+                    summary.audio_seconds += item.call.duration
+                    note("done", job, item.call.duration)
+            if summary.stopped:
+                break
+    finally:
+        results.close()
+        if remove_listener is not None:
+            remove_listener()
+    summary.not_tried = [str(j.path) for j in jobs if str(j.path) not in finished]
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
 
 
-def _redact_audio(t: Transcript, out: Path, stem: str) -> None:
-    """``OUT/<stem>.redacted.wav``: the recording with a tone over every redacted stretch (input untouched)."""
+def _counting(pipeline: Pipeline, hook: ActivityHook) -> Pipeline:
+    """The same pipeline with its engine wrapped to report how far the engine has got in each call."""
+    engine = pipeline.engine
+    counted = Pipeline(pipeline.options, engine=_HeardCounter(engine, hook))  # type: ignore[arg-type]
+    counted.engine_reason = pipeline.engine_reason
+    return counted
+
+
+def _finish(t: Transcript, out: Path, job: Job, options: Options) -> CallError | None:
+    """QA, redacted audio and every format of a new transcript, replacing the call's earlier set as one."""
+    files = OutputSet(out, job.stem)
+    try:
+        qa_error = None
+        if options.qa:
+            t, qa_text, qa_error = _qa(t, job, options)
+            if qa_text is not None:
+                files.add_text(QA_SUFFIX, qa_text)
+        if options.redact_audio:
+            _redact_audio(t, files.temp_for(REDACTED_SUFFIX))
+        files.add_transcript(t, options.formats)
+        files.commit(replace_all=True)
+    except Exception as exc:
+        files.discard()
+        if isinstance(exc, OSError):
+            return write_failure(job, exc)
+        return CallError(str(job.path), "redact", f"{job.path}: cannot write redacted audio ({one_line(exc)})")
+    return qa_error
+
+
+def _complete(t: Transcript, out: Path, job: Job, options: Options) -> CallError | None:
+    """A call already done: write the formats, QA result and redacted audio asked for now but missing."""
+    files = OutputSet(out, job.stem)
+    try:
+        missing = [f for f in options.formats if not files.final(WRITERS[f].suffix).is_file()]
+        qa_error = None
+        if options.qa and not files.final(QA_SUFFIX).is_file():
+            _, qa_text, qa_error = _qa(t, job, options)
+            if qa_text is not None:
+                files.add_text(QA_SUFFIX, qa_text)
+        if options.redact_audio and not files.final(REDACTED_SUFFIX).is_file():
+            _redact_audio(t, files.temp_for(REDACTED_SUFFIX))
+        if not missing and not files.staged:
+            return qa_error
+        files.add_transcript(t, missing)
+        files.commit(replace_all=False)
+    except Exception as exc:
+        files.discard()
+        if isinstance(exc, OSError):
+            return write_failure(job, exc)
+        return CallError(str(job.path), "redact", f"{job.path}: cannot write redacted audio ({one_line(exc)})")
+    return qa_error
+
+
+def _redact_audio(t: Transcript, target: Path) -> None:
+    """The recording with a tone over every redacted stretch (input untouched), written to ``target``."""
     from callscribe.text.pii import PiiSpan, redact_audio
 
     spans = [PiiSpan(r.start, r.end, r.kind, r.channel) for r in t.redactions]
-    redact_audio(t.call.path, spans, out / f"{stem}.redacted.wav")
+    redact_audio(t.call.path, spans, target)
 
 
-def _with_qa(t: Transcript, out: Path, stem: str, options: Options) -> Transcript:
-    from callscribe.qa import run_qa
+def _qa(t: Transcript, job: Job, options: Options) -> tuple[Transcript, str | None, CallError | None]:
+    """QA of one call: the transcript (timings updated), the ``.qa.json`` text, or the one-line reason it failed."""
+    from callscribe.extras import MissingExtra
 
     t0 = time.perf_counter()
-    result = run_qa(t, options.scorecard)
-    atomic_write_text(out / f"{stem}.qa.json", json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    timings = {**t.timings, "qa": round(time.perf_counter() - t0, 4)}
-    from dataclasses import replace
+    try:
+        from callscribe.qa import run_qa
 
-    return replace(t, timings=timings)
+        result = run_qa(t, options.scorecard)
+    except MissingExtra as exc:
+        return t, None, CallError(str(job.path), "qa", f"{job.path}: QA skipped: {exc}")
+    except ModuleNotFoundError as exc:
+        from callscribe.extras import missing_extra_message
+
+        return t, None, CallError(str(job.path), "qa", f"{job.path}: QA skipped: {missing_extra_message(exc)}")
+    except Exception as exc:
+        log.debug("QA failed", exc_info=True)
+        return t, None, CallError(str(job.path), "qa", f"{job.path}: QA failed: {one_line(exc)}")
+    text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    return replace(t, timings={**t.timings, "qa": round(time.perf_counter() - t0, 4)}), text, None

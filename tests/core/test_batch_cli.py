@@ -11,39 +11,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from batch_helpers import CLI, load_mono, run_cli, write_wav
 
 from callscribe.model import Transcript
-
-CLI = [sys.executable, "-m", "callscribe"]
-
-
-def run_cli(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def load_mono(path: Path) -> np.ndarray:
-    with av.open(str(path)) as c:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
-        return np.concatenate([g.to_ndarray()[0] for f in c.decode(audio=0) for g in resampler.resample(f)])
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None, :]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
 
 
 @pytest.fixture(scope="module")

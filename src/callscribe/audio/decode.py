@@ -5,13 +5,16 @@ soxr resampler, gathered into blocks of at most :data:`BLOCK_FRAMES` samples, ha
 runs there, in the same pass) and spooled (:mod:`callscribe.audio.spool`), so memory does not grow with call
 length.
 Channels are never mixed down.
+
+Only regular files are read (a named pipe, a device or a socket would block or never end), and a file is opened
+once, checked on that handle, and decoded through it, so what is decoded is the file that was checked and every read
+ends at its end. Non-finite samples (NaN, inf) in float recordings are set to 0 and counted in the call's notes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +26,13 @@ import av
 import numpy as np
 import soxr
 
+from callscribe.audio.files import (
+    AudioError,
+    fd_path,
+    has_listeners,
+    open_regular,
+    tell_listeners,
+)
 from callscribe.audio.spool import SampleSpool
 
 log = logging.getLogger("callscribe")
@@ -42,16 +52,6 @@ SOXR_QUALITY = "HQ"
 _WAV_HEADER_SCAN = 4096
 
 Consumer = Callable[[np.ndarray], None]
-
-
-class AudioError(Exception):
-    """A recording cannot be used. ``str(e)`` is one line: ``"{path}: {cause}"``."""
-
-    def __init__(self, path: str | os.PathLike[str], cause: str, stage: str = "decode") -> None:
-        self.path = str(path)
-        self.cause = " ".join(str(cause).split())
-        self.stage = stage
-        super().__init__(f"{self.path}: {self.cause}")
 
 
 @dataclass
@@ -136,6 +136,7 @@ class _Blocker:
             consumer(block)
 
 
+_FLOAT_FORMATS = frozenset({"flt", "dbl"})
 _SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
@@ -153,6 +154,21 @@ def frame_to_float(frame: av.AudioFrame) -> np.ndarray:
     return data.astype(np.float32)
 
 
+def repair_non_finite(samples: np.ndarray) -> int:
+    """Set NaN and ±inf samples to 0 in place; return how many there were."""
+    if samples.dtype.kind != "f":
+        return 0
+    bad = ~np.isfinite(samples)
+    count = int(np.count_nonzero(bad))
+    if count:
+        samples[bad] = 0.0
+    return count
+
+
+def _non_finite_note(count: int) -> str:
+    return f"repaired {count} non-finite sample{'s' if count != 1 else ''} (NaN/inf) by setting them to 0"
+
+
 def _declared_seconds(container: Any, stream: Any) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -161,11 +177,10 @@ def _declared_seconds(container: Any, stream: Any) -> float | None:
     return None
 
 
-def _wav_declared_seconds(path: Path) -> float | None:
+def _wav_declared_seconds(fd: int) -> float | None:
     """Length a RIFF/WAVE header promises (ffmpeg clamps it to the file size, hiding a cut-off file)."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(_WAV_HEADER_SCAN)
+        head = os.pread(fd, _WAV_HEADER_SCAN, 0)
     except OSError:
         return None
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -183,21 +198,9 @@ def _wav_declared_seconds(path: Path) -> float | None:
     return None
 
 
-def _check_path(path: Path) -> None:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise AudioError(path, "file not found") from None
-    except PermissionError:
-        raise AudioError(path, "permission denied") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise AudioError(path, "is a directory, not an audio file")
-    if not stat.S_ISREG(info.st_mode):
-        raise AudioError(path, "not a regular file")
-    if info.st_size == 0:
+def _check_size(path: Path, fd: int) -> None:
+    if os.fstat(fd).st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
-    if not os.access(path, os.R_OK):
-        raise AudioError(path, "permission denied")
 
 
 def _too_long(seconds: float, limit: float) -> str:
@@ -216,22 +219,26 @@ def decode(
     Raises :class:`AudioError` (one line, naming the file) for anything that cannot be used.
     """
     path = Path(source)
-    _check_path(path)
+    fd = open_regular(path)
     try:
-        container = av.open(str(path), mode="r")
-    except PermissionError:
-        raise AudioError(path, "permission denied") from None
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise AudioError(path, f"not a recognised audio file ({reason})") from None
-    try:
-        return _decode_container(path, container, max_duration, consumers)
+        _check_size(path, fd)
+        try:
+            container = av.open(fd_path(fd, path), mode="r")
+        except PermissionError:
+            raise AudioError(path, "permission denied") from None
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise AudioError(path, f"not a recognised audio file ({reason})") from None
+        try:
+            return _decode_container(path, fd, container, max_duration, consumers)
+        finally:
+            container.close()
     finally:
-        container.close()
+        os.close(fd)
 
 
 def _decode_container(
-    path: Path, container: Any, max_duration: float | None, consumers: Sequence[Consumer]
+    path: Path, fd: int, container: Any, max_duration: float | None, consumers: Sequence[Consumer]
 ) -> DecodedAudio:
     if not container.streams.audio:
         kinds = sorted({s.type for s in container.streams})
@@ -240,7 +247,7 @@ def _decode_container(
     stream = container.streams.audio[0]
     codec = stream.codec_context.name
     declared = _declared_seconds(container, stream)
-    promised = _wav_declared_seconds(path) if container.format.name == "wav" else None
+    promised = _wav_declared_seconds(fd) if container.format.name == "wav" else None
     if max_duration is not None and declared is not None and declared > max_duration:
         raise AudioError(path, _too_long(declared, max_duration))
 
@@ -249,8 +256,9 @@ def _decode_container(
     resampler: soxr.ResampleStream | None = None
     source_rate = stream.rate or 0
     channels = stream.codec_context.channels or 0
-    bad_packets = bad_in_row = 0
+    bad_packets = bad_in_row = non_finite = 0
     notes: list[str] = []
+    last_told = 0
     try:
         for packet in container.demux(stream):
             try:
@@ -264,6 +272,8 @@ def _decode_container(
             bad_in_row = 0
             for frame in frames:
                 samples = frame_to_float(frame)
+                if frame.format.name.rstrip("p") in _FLOAT_FORMATS:  # integer PCM cannot hold NaN or inf
+                    non_finite += repair_non_finite(samples)
                 if store is None:
                     channels, source_rate = samples.shape[0], frame.sample_rate
                     store = SampleSpool(channels, round(SPOOL_AFTER_S * SAMPLE_RATE))
@@ -280,6 +290,9 @@ def _decode_container(
                     blocker.add(out.T)
                 else:
                     blocker.add(samples)
+                if has_listeners() and store.frames - last_told >= BLOCK_FRAMES:
+                    last_told = store.frames
+                    tell_listeners(str(path), store.frames / SAMPLE_RATE, declared)
                 if max_duration is not None and store.frames > max_duration * SAMPLE_RATE:
                     seconds = declared if declared is not None else store.frames / SAMPLE_RATE
                     raise AudioError(path, _too_long(max(seconds, max_duration), max_duration))
@@ -304,6 +317,8 @@ def _decode_container(
         store.close()
         raise AudioError(path, "no audio samples (0 s of audio)")
     duration = store.frames / SAMPLE_RATE
+    if non_finite:
+        notes.append(_non_finite_note(non_finite))
     if bad_packets:
         notes.append(f"skipped {bad_packets} undecodable packets")
     expected = max(declared or 0.0, promised or 0.0)
@@ -338,6 +353,10 @@ def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") 
     if sample_rate <= 0:
         raise AudioError(name, f"sample rate must be positive, got {sample_rate}")
     data = data.astype(np.float32, copy=False)
+    non_finite = 0
+    if not np.isfinite(data).all():
+        data = data.copy()  # never change the caller's array
+        non_finite = repair_non_finite(data)
     if sample_rate != SAMPLE_RATE:
         resampled = soxr.resample(np.ascontiguousarray(data.T), sample_rate, SAMPLE_RATE, quality=SOXR_QUALITY)
         data = np.asarray(resampled, dtype=np.float32).reshape(-1, data.shape[0]).T
@@ -351,16 +370,33 @@ def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") 
         channels=data.shape[0],
         codec="array",
         duration=store.frames / SAMPLE_RATE,
+        notes=[_non_finite_note(non_finite)] if non_finite else [],
         _store=store,
     )
 
 
 def is_audio(path: str | os.PathLike[str]) -> bool:
     """True when the file's content has an audio stream PyAV can open (the name is not looked at)."""
+    return probe_seconds(path) is not None
+
+
+def probe_seconds(path: str | os.PathLike[str]) -> float | None:
+    """Seconds of audio the container declares (0.0 when it does not say), or ``None`` when it holds no audio.
+
+    Only a non-empty regular file is opened; anything else is ``None`` without a read.
+    """
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            return False
-        with av.open(str(path), mode="r") as container:
-            return bool(container.streams.audio)
+        fd = open_regular(path)
+    except AudioError:
+        return None
+    try:
+        if os.fstat(fd).st_size == 0:
+            return None
+        with av.open(fd_path(fd, Path(path)), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return None
+            return _declared_seconds(container, container.streams.audio[0]) or 0.0
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
-        return False
+        return None
+    finally:
+        os.close(fd)

@@ -79,11 +79,12 @@ def check_file(path: Path, scorecard: Scorecard | None) -> CallOutcome:
 
 def _table(outcomes: list[CallOutcome]) -> Table:
     table = Table(title="Call quality")
-    for col in ("call", "scorecard", "score", "passed", "failed", "review"):
-        table.add_column(col, justify="right" if col in ("score", "passed", "failed") else "left")
+    counts = ("score", "passed", "failed", "not graded")
+    for col in ("call", "scorecard", *counts, "review"):
+        table.add_column(col, justify="right" if col in counts else "left")
     for o in outcomes:
         if o.result is None:
-            table.add_row(o.path.name, "-", "-", "-", "-", f"[red]error[/red] {o.error}")
+            table.add_row(o.path.name, "-", "-", "-", "-", "-", f"[red]error[/red] {o.error}")
             continue
         r = o.result
         scored = [x for x in r.rules if x.points > 0]
@@ -94,6 +95,7 @@ def _table(outcomes: list[CallOutcome]) -> Table:
             f"{r.score:g}/{r.max_score:g}",
             str(sum(x.passed for x in scored)),
             str(sum(not x.passed for x in scored)),
+            str(sum(not x.graded for x in r.rules)),
             review,
         )
     return table
@@ -125,7 +127,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score every call in OUT_DIR against a scorecard; write <stem>.qa.json next to each transcript."""
         # imported here so the rest of the CLI works without the [qa] extra (jieba, pypinyin)
+        from callscribe.extras import require
         from callscribe.qa.rules import ScorecardError, load_scorecard
+
+        require("jieba", "qa")  # missing: one line naming the extra, before any file is read
 
         console = Console(stderr=as_json)
         if not out_dir.is_dir():
