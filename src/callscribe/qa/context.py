@@ -13,6 +13,8 @@ from callscribe.qa.sentiment import SentimentReport
 
 WORD_PROBABILITY_MIN = 0.5  # a deciding word below this is low-confidence
 UTTERANCE_CONFIDENCE_MIN = 0.5  # a deciding utterance below this is low-confidence
+PARTY_ROLES = ("agent", "customer")
+UNSURE_MARK = "unsure:"  # how the speakers stage starts the evidence line of an unsure role decision
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,34 @@ class Context:
 
     def whole(self, index: int, note: str = "") -> Evidence:
         return self.evidence(index, 0, len(self.transcript.utterances[index].text), note)
+
+
+def role_doubt(t: Transcript, min_confidence: float) -> str | None:
+    """Why the call's agent/customer roles cannot be trusted for grading; ``None`` when they can.
+
+    A speaker with an agent/customer role is unsure when its ``role_confidence`` is below ``min_confidence`` or
+    the speakers stage marked the decision unsure. Roles given without a confidence (hand-made transcripts) are
+    trusted.
+    """
+    if t.utterances and not any(u.role in PARTY_ROLES for u in t.utterances):
+        return "no agent/customer roles in the transcript"
+    shaky = [
+        s
+        for s in t.speakers
+        if s.role in PARTY_ROLES
+        and (
+            (s.role_confidence is not None and s.role_confidence < min_confidence)
+            or any(e.startswith(UNSURE_MARK) for e in s.evidence)
+        )
+    ]
+    if not shaky:
+        return None
+    who = ", ".join(
+        f"{s.id} {s.role}" + (f" {s.role_confidence:.2f}" if s.role_confidence is not None else "") for s in shaky
+    )
+    marks = [e.removeprefix(UNSURE_MARK).strip() for s in shaky for e in s.evidence if e.startswith(UNSURE_MARK)]
+    why = marks[0] if marks else ""
+    return f"roles unsure ({who}): " + (why or f"confidence below {min_confidence:.2f}")
 
 
 def _word_spans(u: Utterance) -> list[tuple[Word, tuple[int, int] | None]]:

@@ -294,7 +294,7 @@ def compute_insights(calls: Sequence[CallData], *, top_n: int = 20, errors: Sequ
                 score_pct=_pct(qa),
                 needs_review=bool(qa and qa.needs_review),
                 review_reasons="; ".join(qa.review_reasons) if qa else "",
-                rules_failed=sum(not r.passed for r in qa.rules) if qa else 0,
+                rules_failed=sum(r.graded and not r.passed for r in qa.rules) if qa else 0,
                 complaints=complaints,
                 topics=", ".join(sorted(topics)),
                 customer_end=end,
@@ -338,6 +338,8 @@ def _rule_rates(calls: Sequence[CallData]) -> list[RuleRate]:
     seen: dict[str, list[Any]] = {}
     for call in calls:
         for r in call.qa.rules if call.qa else ():
+            if not r.graded:  # held back for review (roles unsure): neither a pass nor a fail
+                continue
             entry = seen.setdefault(r.id, [r.description, 0, 0, 0])
             entry[1] += 1
             entry[2] += int(r.passed)

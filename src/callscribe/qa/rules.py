@@ -3,7 +3,9 @@
 See docs/qa.md for the file format. A rule either scores (``kind: score``, earns its points when its check
 holds) or flags (``kind: flag``, earns nothing and marks the call for review when its check holds). A rule whose
 ``when`` is false, or whose check has nothing to judge (a ``follow`` without a trigger), is not applicable: it
-passes and is left out of the score and the maximum.
+passes and is left out of the score and the maximum. A rule that relies on who is the agent or the customer is
+not graded when the call's roles are unsure (``graded=False``, left out of the score and the maximum, the call
+sent to review): grading the customer's words as the agent's would pass or fail the wrong person.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import yaml
 from callscribe.model import RuleHit, RuleResult
 from callscribe.qa import conditions as c
 from callscribe.qa import fuzzy
-from callscribe.qa.context import UTTERANCE_CONFIDENCE_MIN, WORD_PROBABILITY_MIN, Context, Evidence, Scope
+from callscribe.qa.context import (
+    PARTY_ROLES,
+    UTTERANCE_CONFIDENCE_MIN,
+    WORD_PROBABILITY_MIN,
+    Context,
+    Evidence,
+    Scope,
+    role_doubt,
+)
 
 log = logging.getLogger("callscribe")
 
@@ -57,6 +67,7 @@ class Scorecard:
     utterance_confidence_min: float = UTTERANCE_CONFIDENCE_MIN
     sentiment_method: str = "lexicon"
     source: str = ""
+    role_confidence_min: float | None = None  # None: the speakers stage's own threshold (roles.yaml unsure_below)
 
 
 @dataclass(frozen=True)
@@ -179,7 +190,13 @@ def parse_scorecard(data: Any, source: str) -> Scorecard:
     rules_data = data.get("rules")
     _need(isinstance(rules_data, list) and bool(rules_data), source, "rules must be a non-empty list")
     review = data.get("review") or {}
-    _keys(review, {"word_probability", "utterance_confidence"}, f"{source}: review")
+    _keys(review, {"word_probability", "utterance_confidence", "role_confidence"}, f"{source}: review")
+    role_min = review.get("role_confidence")
+    _need(
+        role_min is None or (isinstance(role_min, int | float) and 0.0 <= role_min <= 1.0),
+        f"{source}: review",
+        "role_confidence must be a number in [0, 1]",
+    )
     rules: list[Rule] = []
     for n, r in enumerate(rules_data):
         _need(isinstance(r, dict) and "id" in r, f"{source}: rule #{n + 1}", "a rule is a mapping with an id")
@@ -211,6 +228,7 @@ def parse_scorecard(data: Any, source: str) -> Scorecard:
         utterance_confidence_min=float(review.get("utterance_confidence", UTTERANCE_CONFIDENCE_MIN)),
         sentiment_method=str(data.get("sentiment", "lexicon")),
         source=source,
+        role_confidence_min=None if role_min is None else float(role_min),
     )
 
 
@@ -258,15 +276,71 @@ def _shaky(rule: Rule, hits: tuple[Evidence, ...], passed: bool) -> str | None:
     return f"{rule.id}: {'passed' if passed else 'failed'} on low-confidence speech {quoted}"
 
 
+def _metric_parties(path: str) -> set[str]:
+    parts = path.split(".")
+    if parts[0] in ("parties", "interruptions_by") and len(parts) > 1:
+        return {parts[1]}
+    if parts[0].startswith("response_latenc"):  # customer turn -> agent turn
+        return set(PARTY_ROLES)
+    return {parts[0]}
+
+
+def parties(cond: c.Condition | None, scope: Scope) -> set[str]:
+    """The parties (agent, customer) whose role ``cond`` relies on, read under ``scope``."""
+    found: set[str] = set()
+    if isinstance(cond, c.Phrases | c.Regex):
+        found = {cond.scope.under(scope).role or ""}
+    elif isinstance(cond, c.Not):
+        found = parties(cond.inner, scope)
+    elif isinstance(cond, c.AllOf | c.AnyOf):
+        found = set().union(*(parties(x, scope) for x in cond.items))
+    elif isinstance(cond, c.Follow):
+        found = parties(cond.trigger, scope) | parties(cond.response, scope)
+    elif isinstance(cond, c.Sentiment):
+        found = {cond.party}
+    elif isinstance(cond, c.Interruptions):
+        found = {cond.by or ""}
+    elif isinstance(cond, c.Metric):
+        found = _metric_parties(cond.path)
+    return found & set(PARTY_ROLES)
+
+
+def relies_on_roles(rule: Rule) -> bool:
+    """Whether grading ``rule`` needs to know who is the agent and who the customer."""
+    used = {rule.scope.role} | parties(rule.check, rule.scope) | parties(rule.when, rule.scope)
+    return bool(used & set(PARTY_ROLES))
+
+
+@functools.lru_cache(maxsize=1)
+def _speakers_threshold() -> float:
+    from callscribe.speakers.roles import load_patterns
+
+    return load_patterns().unsure_below
+
+
+def _not_graded(rule: Rule, out: c.Outcome, doubt: str) -> RuleResult:
+    seen = "was not applicable" if not out.applicable else "held" if out.ok else "did not hold"
+    detail = f"not graded: {doubt} (the check {seen} with the roles as assigned)"
+    hits = tuple(_hit(rule.id, e) for e in out.hits[:MAX_HITS])
+    return RuleResult(rule.id, rule.description, False, 0.0, 0.0, hits, detail, graded=False)
+
+
 def evaluate(card: Scorecard, ctx: Context) -> Verdict:
     """Check every rule of ``card`` against one call."""
     results: list[RuleResult] = []
     reasons: list[str] = []
+    role_min = card.role_confidence_min if card.role_confidence_min is not None else _speakers_threshold()
+    doubt = role_doubt(ctx.transcript, role_min)
+    ungraded: list[str] = []
     for rule in card.rules:
         applicable = True
         if rule.when is not None:
             applicable = rule.when.evaluate(ctx, rule.scope).ok
         out = rule.check.evaluate(ctx, rule.scope) if applicable else c.Outcome(True, applicable=False)
+        if doubt is not None and relies_on_roles(rule):
+            results.append(_not_graded(rule, out, doubt))
+            ungraded.append(rule.id)
+            continue
         if not out.applicable:
             detail = "not applicable" + (f": {out.detail}" if out.detail else "")
             results.append(RuleResult(rule.id, rule.description, True, 0.0, 0.0, (), detail))
@@ -283,6 +357,8 @@ def evaluate(card: Scorecard, ctx: Context) -> Verdict:
         shaky = _shaky(rule, out.hits, out.ok)
         if shaky:
             reasons.append(shaky)
+    if ungraded:
+        reasons.insert(0, f"{doubt}: not graded: {', '.join(ungraded)}")
     score = sum(r.earned for r in results)
     max_score = sum(r.points for r in results)
     return Verdict(tuple(results), round(score, 3), round(max_score, 3), tuple(reasons))

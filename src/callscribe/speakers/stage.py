@@ -13,6 +13,7 @@ import numpy as np
 
 from callscribe.model import Span, Speaker, Transcript, Utterance
 from callscribe.options import Options
+from callscribe.speakers.bleed import double_talk, own_share, repeat_share, text_units
 from callscribe.speakers.channels import (
     FRAME_S,
     AudioSource,
@@ -21,14 +22,17 @@ from callscribe.speakers.channels import (
     measure,
     remove_bleed,
 )
-from callscribe.speakers.roles import RoleDecision, assign_roles, is_ivr, load_patterns
+from callscribe.speakers.roles import UNSURE, RoleDecision, assign_roles, is_ivr, load_patterns
 
 log = logging.getLogger("callscribe")
 
-TEXT_BLEED_RATIO = 80.0  # rapidfuzz partial_ratio at or above this: the weaker utterance repeats the other
-TEXT_BLEED_MIN_CHARS = 4
-TEXT_BLEED_TIME_SHARE = 0.5  # ... when at least this share of the weaker utterance overlaps the other in time
-TEXT_BLEED_WEAKER_DB = 6.0  # and it is at least this much quieter over the shared time
+# An utterance is the other channel's bleed when at least this share of its words (CJK characters) repeat, in
+# order, what another channel says ...
+TEXT_BLEED_SHARE = 0.5
+TEXT_BLEED_MIN_UNITS = 2  # (shorter utterances are never dropped)
+TEXT_BLEED_TIME_SHARE = 0.5  # ... when at least this share of it overlaps that utterance in time,
+TEXT_BLEED_WEAKER_DB = 6.0  # it is at least this much quieter over the shared time,
+TEXT_BLEED_MAX_OWN = 0.3  # and at most this share of its sounding frames are its channel's own voice
 OVERLAP_MIN_S = 0.2
 # The speaker of a one-signal recording that could not be diarized: every party at once, so it gets no role.
 MIXED = "mixed"  # utterances sharing less time than this are not marked as overlapping
@@ -78,8 +82,18 @@ def plan_speakers(audio: AudioSource, speech: dict[int, list[Span]], options: Op
     if mode == "split":
         assert levels is not None
         cleaned = remove_bleed(levels, speech)
+        model = ", ".join(
+            f"channel {c} {g:+.0f} dB" + (f" {levels.delay_s[c] * 1000:.0f} ms late" if c in levels.delay_s else "")
+            for c, g in sorted(levels.gain_db.items())
+        )
         if cleaned.removed:
-            notes.append(f"removed {cleaned.removed_seconds:.1f} s of crosstalk (bleed) before recognition")
+            notes.append(
+                f"removed {cleaned.removed_seconds:.1f} s of crosstalk (bleed) before recognition"
+                + (f"; the other party leaks in at {model}" if model else "")
+            )
+        unsure = sum(s.duration for spans in cleaned.unsure.values() for s in spans)
+        if unsure:
+            notes.append(f"{unsure:.1f} s that may be crosstalk sent to recognition; its text decides")
         labels = {c: [f"ch{c}"] * len(spans) for c, spans in cleaned.speech.items()}
         return SpeakerPlan(
             mode, cleaned.speech, labels, notes, cleaned.overlaps, cleaned.removed, None, corr, diff, levels
@@ -137,6 +151,25 @@ def _speaker_at(plan: SpeakerPlan, u: Utterance) -> str:
     return best
 
 
+def _word_speakers(utts: list[Utterance], audio: AudioSource, plan: SpeakerPlan, notes: list[str]) -> list[Utterance]:
+    """A diarized one-signal call: speakers word by word (utterances split where the speaker changes, when the
+    engine gave word times), then utterance edges stretched over their speaker's turn."""
+    channel = plan.channel if plan.channel is not None else 0
+    labels = plan.labels.get(channel, [])
+    if len(set(labels) - {MIXED}) < 2:
+        return utts
+    from callscribe.speakers.words import VoiceMatcher, assign_words, snap_to_turns
+
+    turns = list(zip(plan.speech[channel], labels, strict=True))
+    out = utts
+    if any(u.words for u in utts if u.channel == channel):
+        matcher = VoiceMatcher(lambda: audio.read(channel, 0.0, audio.duration), turns)
+        out = assign_words(utts, channel, turns, matcher)
+        if len(out) != len(utts):
+            notes.append(f"split {len(out) - len(utts)} utterance(s) where the speaker changes between words")
+    return sorted(snap_to_turns(out, channel, turns), key=lambda u: (u.start, u.channel))
+
+
 def _mean_db(levels: ChannelLevels, channel: int, span: Span) -> float:
     db = levels.db.get(channel)
     if db is None or not len(db):
@@ -145,29 +178,25 @@ def _mean_db(levels: ChannelLevels, channel: int, span: Span) -> float:
     return float(np.mean(part)) if len(part) else -np.inf
 
 
-def _norm_text(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
 def drop_text_bleed(
     utterances: list[Utterance], levels: ChannelLevels | None
 ) -> tuple[list[Utterance], list[Utterance]]:
-    """Drop utterances that repeat, at the same time and much quieter, what another channel says."""
-    from rapidfuzz import fuzz
-
+    """Drop the utterances that are another channel's voice leaking in: each repeats, at the same time, what
+    another channel says, is much quieter than that channel there, and holds next to no frames of its own
+    channel's voice. An utterance with its party's own speech in it is never dropped.
+    """
     dropped: set[int] = set()
     for i, u in enumerate(utterances):
-        a = _norm_text(u.text)
-        if len(a) < TEXT_BLEED_MIN_CHARS:
+        if len(text_units(u.text)) < TEXT_BLEED_MIN_UNITS:
+            continue
+        if levels is not None and own_share(levels.classes(u.channel), u.span) > TEXT_BLEED_MAX_OWN:
             continue
         for j, v in enumerate(utterances):
             if j == i or j in dropped or v.channel == u.channel:
                 continue
-            shared = u.span.intersection(v.span)
-            if shared < TEXT_BLEED_TIME_SHARE * max(u.duration, FRAME_S):
+            if u.span.intersection(v.span) < TEXT_BLEED_TIME_SHARE * max(u.duration, FRAME_S):
                 continue
-            b = _norm_text(v.text)
-            if len(b) < TEXT_BLEED_MIN_CHARS or fuzz.partial_ratio(a, b) < TEXT_BLEED_RATIO:
+            if repeat_share(u.text, v.text) < TEXT_BLEED_SHARE:
                 continue
             inter = Span(max(u.start, v.start), min(u.end, v.end))
             if levels is not None:
@@ -181,12 +210,25 @@ def drop_text_bleed(
 
 
 def _mark_overlaps(utterances: list[Utterance], plan: SpeakerPlan) -> list[Utterance]:
+    """Mark utterances spoken while another party talks. On split channels that is where both channels carry
+    their own voice at once (frame levels), so a channel's bleed or a late segment end never counts as overlap."""
+    both: list[Span] | None = None
+    if plan.mode == "split" and plan.levels is not None:
+        classes = {c: cls for c in sorted(plan.levels.db) if (cls := plan.levels.classes(c)) is not None}
+        both = double_talk(classes)
     out = []
     for i, u in enumerate(utterances):
-        hit = any(
-            j != i and v.speaker != u.speaker and u.span.intersection(v.span) >= OVERLAP_MIN_S
-            for j, v in enumerate(utterances)
-        ) or any(u.span.intersection(o) >= OVERLAP_MIN_S for o in plan.overlaps if plan.mode != "split")
+        if both is not None:
+            hit = any(
+                u.span.intersection(o) >= OVERLAP_MIN_S
+                and any(v.channel != u.channel and v.span.intersection(o) > 0 for v in utterances)
+                for o in both
+            )
+        else:
+            hit = any(
+                j != i and v.speaker != u.speaker and u.span.intersection(v.span) >= OVERLAP_MIN_S
+                for j, v in enumerate(utterances)
+            ) or any(u.span.intersection(o) >= OVERLAP_MIN_S for o in plan.overlaps if plan.mode != "split")
         out.append(dataclasses.replace(u, overlap=hit) if hit != u.overlap else u)
     return out
 
@@ -196,9 +238,12 @@ def finalize(transcript: Transcript, audio: AudioSource, plan: SpeakerPlan, opti
     notes = list(transcript.notes) + [n for n in plan.notes if n not in transcript.notes]
     utts = [u if u.speaker else dataclasses.replace(u, speaker=_speaker_at(plan, u)) for u in transcript.utterances]
     utts.sort(key=lambda u: (u.start, u.channel))
+    if plan.mode in ("mono", "mix"):
+        utts = _word_speakers(utts, audio, plan, notes)
     if plan.mode == "split":
-        levels = plan.levels if plan.levels is not None else measure(audio)
-        utts, dropped = drop_text_bleed(utts, levels)
+        if plan.levels is None:
+            plan = dataclasses.replace(plan, levels=measure(audio))
+        utts, dropped = drop_text_bleed(utts, plan.levels)
         for u in dropped:
             notes.append(f"dropped channel {u.channel} utterance at {u.start:.1f}s: it repeats the other channel")
     utts = _mark_overlaps(utts, plan)
@@ -251,4 +296,11 @@ def _decide(
     if speaker_ids == [MIXED]:
         notes.append("roles not assigned: the parties were not separated")
         return {}
-    return assign_roles(utts, speaker_ids, load_patterns(options.roles_config))
+    patterns = load_patterns(options.roles_config)
+    decisions = assign_roles(utts, speaker_ids, patterns)
+    unsure = [d for d in decisions.values() if d.unsure]
+    if unsure:
+        who = ", ".join(f"{d.speaker} {d.role}" for d in unsure)
+        why = unsure[0].evidence[-1].removeprefix(UNSURE).strip()
+        notes.append(f"roles unsure ({who}), review before grading the agent: {why}")
+    return decisions
