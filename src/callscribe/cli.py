@@ -11,15 +11,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from callscribe.batch import Job, RunSummary, discover, run_batch
+from callscribe.batch import OutputLock, RunSummary, check_writable, discover, run_locked
 from callscribe.engines.base import EngineError
+from callscribe.extras import MissingExtra, extra_for, missing_extra_message, require
 from callscribe.options import Options
 from callscribe.outputs.writers import parse_formats
 from callscribe.pipeline import Pipeline
 from callscribe.text.glossary import Glossary, GlossaryError
+from callscribe.text.script import validate_script
 
 app = typer.Typer(
     name="callscribe",
@@ -32,8 +33,29 @@ out = Console()
 log = logging.getLogger("callscribe")
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("callscribe")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"callscribe {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
     """Transcribe and check customer-service call recordings, on your own machines."""
 
 
@@ -74,6 +96,40 @@ def build_options(**kw: object) -> Options:
         kw["redact"] = ("pii",)
         kw["timestamps"] = "word"
     return Options.build({k: v for k, v in kw.items() if v is not None})
+
+
+def known_languages() -> frozenset[str]:
+    """Language codes some engine understands (Whisper's, Qwen3-ASR's and their usual aliases)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    from callscribe.engines.qwen3_lang import ALIASES, CODE_TO_NAME
+
+    return frozenset(_LANGUAGE_CODES) | frozenset(CODE_TO_NAME) | frozenset(ALIASES)
+
+
+def validate_options(options: Options, *, mask: str | None = None) -> None:
+    """Everything about the options that can be wrong, found before any work (one-line ``ValueError``).
+
+    ``mask`` is a redaction mask template, checked by ``callscribe.text.pii.validate_mask`` where that exists.
+    """
+    if options.language is not None and options.language.strip().lower() not in known_languages():
+        raise ValueError(f"--language {options.language}: unknown language code; use auto or a code like zh, en, yue")
+    if options.qa or options.scorecard:
+        require("jieba", "qa")
+        require("pypinyin", "qa")
+    if options.scorecard:
+        from callscribe.qa.rules import ScorecardError, load_scorecard
+
+        try:
+            load_scorecard(options.scorecard)
+        except ScorecardError as exc:
+            raise ValueError(f"--scorecard: {' '.join(str(exc).split())}") from None
+    if mask is not None:
+        from callscribe.text import pii
+
+        check = getattr(pii, "validate_mask", None)
+        if check is not None:
+            check(mask)
 
 
 @app.command()
@@ -117,6 +173,9 @@ def transcribe(
     scorecard: Annotated[str | None, typer.Option(help="Scorecard YAML for --qa.")] = None,
     denoise: Annotated[bool, typer.Option(help="Spectral-gate denoising of clips.")] = False,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Skip loudness normalisation.")] = False,
+    zh_script: Annotated[
+        str, typer.Option("--zh-script", help="Mandarin text in simplified, traditional or keep (as heard).")
+    ] = "simplified",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Transcribe recordings into OUTPUT: one transcript per call, resumable, errors in errors.jsonl."""
@@ -130,10 +189,27 @@ def transcribe(
             speakers=speakers, min_speakers=min_speakers, max_speakers=max_speakers, roles_config=roles_config,
             redact_spec=redact_spec, redact_audio=redact_audio, qa=qa, scorecard=scorecard, denoise=denoise,
             extra={"aligner": aligner} if aligner else None,
-            normalize=not no_normalize,
+            normalize=not no_normalize, zh_script=validate_script(zh_script),
         )  # fmt: skip
+        validate_options(options)
+    except MissingExtra as exc:
+        raise fail(f"--qa: {exc}") from None
     except (GlossaryError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    try:
+        check_writable(output)
+        with OutputLock(output):  # before the model loads: a second run into the same folder stops at once
+            summary = _locked_run(paths, output, options)
+    except PermissionError as exc:
+        raise fail(str(exc)) from None
+    _print_summary(summary, output)
+    if summary.failed or summary.stopped:
+        raise typer.Exit(1)
+
+
+def _locked_run(paths: list[Path], output: Path, options: Options) -> RunSummary:
+    from callscribe.cli_progress import BatchProgress
+
     jobs, not_audio = discover(paths, output)
     if not jobs:
         raise fail("no audio found in " + ", ".join(map(str, paths)))
@@ -145,55 +221,29 @@ def transcribe(
         raise fail(str(exc)) from None
     why = f" — {pipeline.engine_reason}" if pipeline.engine_reason else ""
     err.print(f"engine: [bold]{name}[/] {escape(loaded.describe() + why)}", highlight=False, soft_wrap=True)
-    summary = _run_with_progress(paths, output, options, pipeline, jobs)
+    progress = BatchProgress(err, jobs)
+    with progress:
+        summary = run_locked(
+            paths,
+            output,
+            options,
+            pipeline,
+            jobs,
+            on_progress=progress.on_progress,
+            on_activity=progress.on_activity,
+        )
     summary.not_audio = not_audio
-    _print_summary(summary, output)
-    if summary.failed:
-        raise typer.Exit(1)
-
-
-def _run_with_progress(
-    paths: list[Path], output: Path, options: Options, pipeline: Pipeline, jobs: list[Job]
-) -> RunSummary:
-    total_audio = sum(j.duration for j in jobs) or float(len(jobs))
-    columns = (
-        TextColumn("[bold]{task.fields[files]}[/] files"),
-        BarColumn(),
-        TextColumn("{task.fields[hours]:.2f} h audio"),
-        TextColumn("{task.fields[speed]:.1f}× real time"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-    )
-    state = {"n": 0, "audio": 0.0, "work": 0.0}
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
-        task = progress.add_task("calls", total=total_audio, files=f"0/{len(jobs)}", hours=0.0, speed=0.0)
-
-        def on_progress(event: str, job: Job, seconds: float) -> None:
-            state["n"] += 1
-            advance = job.duration or seconds or 1.0
-            if event == "done":
-                state["audio"] += seconds
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(
-                task,
-                advance=advance,
-                files=f"{state['n']}/{len(jobs)}",
-                hours=state["audio"] / 3600,
-                speed=state["audio"] / elapsed,
-            )
-            if not err.is_terminal:
-                err.print(escape(f"[{state['n']}/{len(jobs)}] {event}: {job.path}"), highlight=False, soft_wrap=True)
-
-        try:
-            return run_batch(paths, output, options, pipeline=pipeline, jobs=jobs, on_progress=on_progress)
-        except PermissionError as exc:
-            raise fail(str(exc)) from None
+    return summary
 
 
 def _print_summary(s: RunSummary, output: Path) -> None:
-    for e in s.errors:
-        err.print(f"[red]failed[/] ({e.stage}): {escape(str(e))}", highlight=False, soft_wrap=True)
+    if s.stopped:
+        err.print(
+            f"[bold red]stopped:[/] {escape(s.stopped)}; {len(s.not_tried)} of {s.total} calls not tried; "
+            "free some space and rerun the same command to go on",
+            highlight=False,
+            soft_wrap=True,
+        )
     table = Table(title="callscribe transcribe", show_header=False, box=None)
     table.add_row("calls", f"{s.total} ({s.done} transcribed, {s.skipped} already done, {s.failed} failed)")
     table.add_row("audio", f"{s.audio_seconds / 60:.1f} min transcribed in {s.wall_seconds:.1f} s")
@@ -202,8 +252,13 @@ def _print_summary(s: RunSummary, output: Path) -> None:
     if s.not_audio:
         table.add_row("skipped", f"{len(s.not_audio)} files in folders that hold no audio")
     table.add_row("outputs", escape(str(output)))
+    if s.not_tried:
+        shown = ", ".join(Path(p).name for p in s.not_tried[:5]) + (", ..." if len(s.not_tried) > 5 else "")
+        table.add_row("not tried", escape(f"{len(s.not_tried)}: {shown}"))
     if s.failed:
-        table.add_row("errors", str(output / "errors.jsonl"))
+        saved = (output / "errors.jsonl").is_file()
+        where = str(output / "errors.jsonl") if saved else "not saved: the output folder took no more writes"
+        table.add_row("errors", escape(where))
     err.print(table)
 
 
@@ -221,3 +276,8 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interactive
         err.print("interrupted; rerun the same command to resume")
         sys.exit(130)
+    except (MissingExtra, ModuleNotFoundError) as exc:  # an optional extra a command needs: one line
+        if extra_for(exc) is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(missing_extra_message(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -139,6 +139,22 @@ class Redaction:
 
 
 @dataclass(frozen=True)
+class TermHit:
+    """A glossary term found in a call: where, and what supports it (``unbiased``: heard without the glossary bias
+    too; ``sounds-like``: the unbiased reading sounds the same; ``correction``: a known mis-hearing was rewritten)."""
+
+    term: str
+    start: float
+    end: float
+    channel: int
+    support: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TermHit:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class Transcript:
     call: CallInfo
     utterances: tuple[Utterance, ...]
@@ -150,6 +166,7 @@ class Transcript:
     hotwords_found: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     redactions: tuple[Redaction, ...] = ()
+    terms: tuple[TermHit, ...] = ()  # glossary terms found, with their times
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -174,6 +191,7 @@ class Transcript:
         d["hotwords_found"] = tuple(d.get("hotwords_found", ()))
         d["notes"] = tuple(d.get("notes", ()))
         d["redactions"] = tuple(Redaction.from_dict(r) for r in d.get("redactions", ()))
+        d["terms"] = tuple(TermHit.from_dict(h) for h in d.get("terms", ()))
         return cls(**d)
 
     @classmethod
@@ -206,6 +224,7 @@ class RuleResult:
     earned: float
     hits: tuple[RuleHit, ...] = ()
     detail: str = ""
+    graded: bool = True  # False: the rule was not graded (e.g. roles unsure); it scores nothing either way
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RuleResult:

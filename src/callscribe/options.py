@@ -30,6 +30,7 @@ _RESULT_AFFECTING = (
     "min_speakers",
     "max_speakers",
     "redact",
+    "zh_script",
     "compute_type",
     "hub",
     "base_url",
@@ -48,6 +49,8 @@ class Options:
     batch_size: clips per engine batch; 0 lets the engine choose (whisper: 1 on CPU, where bigger batches only cost
     memory, 16 on CUDA; qwen3: 8).
     formats: output formats written by the batch runner.
+    zh_script: ``simplified`` (default), ``traditional`` or ``keep``: the script of Mandarin text, applied before
+    the glossary, redaction, QA and insights.
     """
 
     engine: str = "auto"
@@ -71,6 +74,7 @@ class Options:
     hub: str = "huggingface"
     base_url: str | None = None
     concurrency: int = 4
+    zh_script: str = "simplified"
     channels: str = "auto"
     channel_roles: tuple[str, ...] = ()
     speakers: int | None = None

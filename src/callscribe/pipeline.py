@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from callscribe import coverage
 from callscribe.engines import base as engines
 from callscribe.engines.base import Clip, Engine, EngineOptions, EngineResult
-from callscribe.model import CallInfo, Redaction, Transcript, Utterance, Word
+from callscribe.model import CallInfo, Redaction, Span, Transcript, Utterance, Word
 from callscribe.options import Options
+from callscribe.terms import check_terms
 from callscribe.text.glossary import Glossary
+from callscribe.utterances import build_utterances
 
 log = logging.getLogger("callscribe")
 
@@ -66,6 +69,7 @@ class _Call:
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     results: list[tuple[Clip, EngineResult]] = field(default_factory=list)
+    uncovered: list[tuple[Clip, Span]] = field(default_factory=list)  # speech left without text after recovery
     exhausted: bool = False
 
 
@@ -178,42 +182,12 @@ class Pipeline:
         from callscribe.speakers import stage as speakers
 
         t0 = time.perf_counter()
-        utterances: list[Utterance] = []
-        flags_seen: set[str] = set()
-        for clip, result in sorted(call.results, key=lambda cr: cr[0].index):
-            flags_seen.update(result.flags)
-            for seg in result.segments:
-                text = self.glossary.correct(seg.text).strip()
-                if not text:
-                    continue
-                utterances.append(
-                    Utterance(
-                        start=round(clip.start + seg.start, 3),
-                        end=round(clip.start + seg.end, 3),
-                        channel=clip.channel,
-                        speaker=clip.speaker,
-                        text=text,
-                        words=tuple(
-                            Word(
-                                w.text,
-                                round(clip.start + w.start, 3),
-                                round(clip.start + w.end, 3),
-                                w.probability,
-                            )
-                            for w in seg.words
-                        ),
-                        confidence=seg.confidence,
-                        language=result.language,
-                        flags=result.flags,
-                    )
-                )
-        utterances.sort(key=lambda u: (u.start, u.channel))
-        notes = list(call.notes)
-        if flags_seen:
-            notes.append(
-                f"engine flags on some clips: {', '.join(sorted(flags_seen))}"
-                + (" (unresolved: still looping after every retry, cut)" if "unresolved" in flags_seen else "")
-            )
+        built = build_utterances(
+            call.results, call.uncovered, self.glossary, script=self.options.zh_script, language=self.options.language
+        )
+        checked = check_terms(built.utterances, self.glossary, lambda us: self._reread(call, us))
+        utterances = checked.utterances
+        notes = [*call.notes, *built.notes, *checked.notes]
         languages = [u.language for u in utterances if u.language]
         language = self.options.language or (max(set(languages), key=languages.count) if languages else None)
         timings = dict(call.timings)
@@ -225,7 +199,8 @@ class Pipeline:
             language=language,
             options={**self.options.to_dict(), "result_key": self.options.result_key()},
             timings=timings,
-            hotwords_found=self.glossary.found(" ".join(u.text for u in utterances)),
+            hotwords_found=checked.found,
+            terms=tuple(checked.hits),
             notes=tuple(notes),
         )
         t1 = time.perf_counter()
@@ -263,13 +238,71 @@ class Pipeline:
             for call in calls:
                 failed += self._hear([(c, clip) for c, clip in batch if c is call], engine_time)
             return failed
+        owner = {id(clip): call for call, clip in batch}
+        kept, uncovered = coverage.recover(
+            list(zip((c for _, c in batch), results, strict=True)),
+            lambda clip, piece, speech: self._cut(owner[id(clip)], clip, piece, speech),
+            self._hear_again,
+        )
         elapsed = time.perf_counter() - t0
         total = sum(c.duration for _, c in batch) or 1.0
-        for (call, clip), result in zip(batch, results, strict=True):
+        for (call, clip), pairs, left in zip(batch, kept, uncovered, strict=True):
             engine_time[id(call)] = engine_time.get(id(call), 0.0) + elapsed * clip.duration / total
-            clip.audio = _NO_AUDIO  # heard: keep where it was, not its samples (long calls)
-            call.results.append((clip, result))
+            for heard, result in pairs:
+                heard.audio = _NO_AUDIO  # heard: keep where it was, not its samples (long calls)
+                call.results.append((heard, result))
+            call.uncovered += [(clip, span) for span in left]
         return []
+
+    def _cut(self, call: _Call, clip: Clip, piece: Span, speech: list[Span]) -> Clip:
+        """A piece of ``clip``'s channel read again from the call's audio, for a second decode."""
+        from callscribe.audio.segment import ClipPlan, clip_audio
+
+        pad = coverage.PIECE_PAD_S
+        start, end = max(0.0, piece.start - pad), min(call.audio.duration, piece.end + pad)
+        plan = ClipPlan(clip.channel, piece, tuple(speech), start, end, clip.speaker)
+        new = clip_audio(call.audio, plan, normalize=self.options.normalize, denoise=self.options.denoise)
+        new.call_id, new.index = clip.call_id, clip.index
+        return new
+
+    def _reread(self, call: _Call, utterances: Sequence[Utterance]) -> list[tuple[str, tuple[Word, ...]]]:
+        """Utterances decoded again without the glossary bias: ``(text in the call's script, words in call time)``."""
+        from callscribe.text.script import applies_to, converter
+
+        clips = [
+            self._cut(call, Clip(call.info.id, u.channel, u.start, _NO_AUDIO, u.speaker), u.span, [u.span])
+            for u in utterances
+        ]
+        convert = converter(self.options.zh_script)
+        out = []
+        languages = [u.language for u in utterances]
+        for clip, result in zip(clips, self._hear_again(clips, languages), strict=True):
+            fix = convert if applies_to(result.language or self.options.language) else (lambda text: text)
+            words = tuple(
+                Word(fix(w.text), round(clip.start + w.start, 3), round(clip.start + w.end, 3), w.probability)
+                for seg in result.segments
+                for w in seg.words
+            )
+            out.append((fix(result.text), words))
+        return out
+
+    def _hear_again(self, clips: list[Clip], languages: Sequence[str | None]) -> list[EngineResult]:
+        """A second decode, without the glossary bias, each clip in the language its first reading found; when it
+        fails the first reading stands, the call goes on."""
+        base = replace(self.engine_options(), hotwords=())
+        groups: dict[str | None, list[int]] = {}
+        for i, language in enumerate(languages):
+            groups.setdefault(self.options.language or language, []).append(i)
+        out: list[EngineResult] = [EngineResult(segments=()) for _ in clips]
+        try:
+            for language, indices in groups.items():
+                heard = self.engine.transcribe([clips[i] for i in indices], replace(base, language=language))
+                for i, result in zip(indices, heard, strict=True):
+                    out[i] = result
+            return out
+        except Exception as exc:
+            log.warning("second decode of %d piece(s) failed, first readings stand: %s", len(clips), one_line(exc))
+            return [EngineResult(segments=()) for _ in clips]
 
     def transcribe(self, source: str | Path | np.ndarray, *, sample_rate: int | None = None) -> Transcript:
         """One call, start to finish (the Python API)."""

@@ -34,13 +34,14 @@ class CountingEngine:
     def __init__(self, inner: WhisperEngine) -> None:
         self.inner = inner
         self.calls: list[list[str]] = []
+        self.options_seen: list[EngineOptions] = []
 
     def describe(self) -> str:
         return self.inner.describe()
 
     def transcribe(self, clips: list[Clip], options: EngineOptions) -> list[EngineResult]:
         self.calls.append([c.call_id for c in clips])
-        self.options = options
+        self.options_seen.append(options)
         return self.inner.transcribe(clips, options)
 
 
@@ -69,9 +70,12 @@ def test_hotwords_bias_correct_and_are_recorded(evalset: Path, engine: WhisperEn
         engine=counting,
     )
     t = pipe.transcribe(evalset / "audio" / "zh_funasr_llamacpp_sample_hotline.wav")
-    assert counting.options.hotwords == ("滨海新区",)
+    # The first reading is biased; the utterance holding the term is read again without the bias to back it.
+    assert [o.hotwords for o in counting.options_seen] == [("滨海新区",), ()]
     assert "滨海新区" in t.text and "冰台新区" not in t.text
     assert t.hotwords_found == ("滨海新区",)
+    (hit,) = t.terms
+    assert hit.term == "滨海新区" and hit.support in ("unbiased", "sounds-like") and 0 <= hit.start < hit.end <= 6.1
 
 
 def test_clips_from_many_calls_share_engine_batches(evalset: Path, engine: WhisperEngine) -> None:

@@ -156,7 +156,14 @@ def clip_audio(audio: DecodedAudio, plan: ClipPlan, *, normalize: bool = True, d
             for s in plan.spans
         ]
         samples = normalize_loudness(samples, np.concatenate(speech) if speech else None)
-    return Clip(call_id="", channel=plan.channel, start=first / SAMPLE_RATE, audio=samples, speaker=plan.speaker)
+    return Clip(
+        call_id="",
+        channel=plan.channel,
+        start=first / SAMPLE_RATE,
+        audio=samples,
+        speaker=plan.speaker,
+        speech=plan.spans,
+    )
 
 
 def iter_clips(

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from callscribe.model import Word
+from callscribe.model import Span, Word
 
 log = logging.getLogger("callscribe")
 
@@ -30,6 +30,7 @@ class Clip:
     audio: np.ndarray  # float32, mono, 16 kHz
     speaker: str | None = None
     index: int = 0  # position of the clip within its call
+    speech: tuple[Span, ...] = ()  # the speech-map spans inside the clip, in call time (what it must cover)
 
     @property
     def duration(self) -> float:

@@ -10,6 +10,7 @@ import bisect
 import logging
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,10 +187,12 @@ class WhisperEngine:
         per_clip: list[list[EngineSegment]] = [[] for _ in clips]
         runaway: set[int] = set()
         for seg in segments:
-            k = max(0, bisect.bisect_right(offsets, seg.start + 1e-3) - 1)
+            # By the segment's middle: with word times faster-whisper moves its start to the first word, which
+            # alignment can place a little before the clip's own start (in the previous clip's padding).
+            k = max(0, bisect.bisect_right(offsets, (seg.start + max(seg.start, seg.end)) / 2) - 1)
             if _looping(seg):
                 runaway.add(k)
-            kept = self._segment(seg, offsets[k], clips[k].duration, prompt)
+            kept = self._segment(seg, offsets[k], clips[k].duration, prompt, options.hotwords)
             if kept is not None:
                 per_clip[k].append(kept)
         results = [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
@@ -197,12 +200,15 @@ class WhisperEngine:
             results[k] = self._retry(clips[k], language, options, prompt)
         return results
 
-    def _segment(self, seg: Any, base: float, duration: float, prompt: str | None) -> EngineSegment | None:
+    def _segment(
+        self, seg: Any, base: float, duration: float, prompt: str | None, hotwords: tuple[str, ...] = ()
+    ) -> EngineSegment | None:
         """A faster-whisper segment in clip time, or ``None`` for silence hallucinations and prompt echoes."""
         if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
             return None
         text = seg.text.replace(REPLACEMENT_CHAR, "").strip()
-        if not text or (prompt and _echo(text, prompt)):
+        text = _strip_echo(text, prompt, hotwords)
+        if not text:
             return None
         words = tuple(
             Word(
@@ -241,7 +247,7 @@ class WhisperEngine:
         for seg in segments:
             if _looping(seg):
                 continue  # still looping at the highest temperature: better nothing than a loop
-            piece = self._segment(seg, 0.0, clip.duration, prompt)
+            piece = self._segment(seg, 0.0, clip.duration, prompt, options.hotwords)
             if piece is not None:
                 kept.append(piece)
         return EngineResult(segments=tuple(kept), language=language, flags=("repetition",))
@@ -252,9 +258,34 @@ def _looping(seg: Any) -> bool:
     return seg.compression_ratio > COMPRESSION_RATIO or find_repeat_run(seg.tokens) is not None
 
 
-def _echo(text: str, prompt: str) -> bool:
-    strip = "。.,，!！?？ "
-    return text.strip(strip) == prompt.strip(strip)
+_ECHO_STRIP = "。.,，、!！?？:：;； "
+_ECHO_MIN_PREFIX = 4  # characters of the prompt a segment must start with to count as its echo
+ECHO_SIMILARITY = 80.0  # rapidfuzz ratio at which a whole segment is the prompt again ("以下普通话的句子")
+
+
+def _strip_echo(text: str, prompt: str | None, hotwords: tuple[str, ...]) -> str:
+    """``text`` without what Whisper repeated from its prompt: the prompt sentence (also misspelt by a character),
+    a leading piece of it, and a segment that is nothing but a list of glossary terms (the terms reach the decoder
+    as prompt text too). Text without a letter or digit ("。。。") is nothing."""
+    from rapidfuzz import fuzz
+
+    if not any(ch.isalnum() for ch in text):
+        return ""
+    core = (prompt or "").strip(_ECHO_STRIP)
+    if core and fuzz.ratio(text.strip(_ECHO_STRIP), core) >= ECHO_SIMILARITY:
+        return ""
+    head = 0
+    while head < min(len(core), len(text)) and text[head] == core[head]:
+        head += 1
+    echoed = bool(head) and head >= min(_ECHO_MIN_PREFIX, len(core))
+    if echoed:
+        text = text[head:].lstrip(_ECHO_STRIP)
+    if text and hotwords:
+        # A lone term may be a real answer ("宽带套餐。"): it stays, and the glossary check asks the audio about it.
+        pieces = [p for p in re.split(f"[{re.escape(_ECHO_STRIP)}]+", text) if p]
+        if pieces and all(p in hotwords for p in pieces) and (echoed or len(pieces) > 1):
+            return ""
+    return text.strip()
 
 
 def _clamp(t: float, duration: float) -> float:

@@ -40,6 +40,17 @@ def call_language(t: Transcript) -> str:
     return "zh" if votes.count("zh") >= max(1, votes.count("en")) else "en"
 
 
+def _trust_reasons(t: Transcript) -> list[str]:
+    """Speech the transcript could not put into words, and glossary terms the audio did not back, need an ear."""
+    reasons = []
+    gaps = [u for u in t.utterances if "uncovered" in u.flags]
+    if gaps:
+        seconds = sum(u.duration for u in gaps)
+        where = ", ".join(f"{u.start:.1f}s" for u in gaps[:5])
+        reasons.append(f"{seconds:.1f} s of speech without text (uncovered at {where})")
+    return reasons
+
+
 def run_qa(t: Transcript, scorecard: Scorecard | str | Path | None = None) -> QAResult:
     """Metrics, sentiment and scorecard verdict for one call."""
     card = scorecard if isinstance(scorecard, Scorecard) else load_scorecard(scorecard, call_language(t))
@@ -47,9 +58,8 @@ def run_qa(t: Transcript, scorecard: Scorecard | str | Path | None = None) -> QA
     sentiment = analyze_sentiment(t, card.sentiment_method)
     ctx = Context(t, metrics, sentiment, card.word_probability_min, card.utterance_confidence_min)
     verdict = evaluate(card, ctx)
-    reasons = list(verdict.review_reasons)
-    if t.utterances and not any(u.role in ("agent", "customer") for u in t.utterances):
-        reasons.append("no agent/customer roles in the transcript: role-based rules could not be checked")
+    reasons = list(verdict.review_reasons)  # includes unsure or missing roles (role-based rules not graded)
+    reasons += _trust_reasons(t)
     log.debug("qa %s: %.1f/%.1f with %s", t.call.id, verdict.score, verdict.max_score, card.name)
     return QAResult(
         call_id=t.call.id,
