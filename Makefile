@@ -1,5 +1,5 @@
 # Two commands for a newcomer:
-#   make demo   set up .venv (torch-free) and transcribe the bundled example calls into out/
+#   make demo   set up .venv (torch-free: the offline models, QA and scoring) and transcribe the example calls into out/
 #   make test   set up .venv with every extra (CPU torch first) and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.demo-ready: $(PY) pyproject.toml
-	$(PIP) install -q -e ".[offline]"
+	$(PIP) install -q -e ".[offline,qa,eval]"
 	touch $@
 
 $(VENV)/.test-ready: $(PY) pyproject.toml
