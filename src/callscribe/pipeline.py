@@ -123,7 +123,7 @@ class Pipeline:
         o = self.options
         return EngineOptions(
             language=o.language,
-            hotwords=self.glossary.terms,
+            hotwords=(),  # the engine hears every clip unbiased; the glossary is tried where a term may be (terms.py)
             timestamps=o.timestamps,
             beam_size=o.beam_size,
             batch_size=o.batch_size,
@@ -185,7 +185,7 @@ class Pipeline:
         built = build_utterances(
             call.results, call.uncovered, self.glossary, script=self.options.zh_script, language=self.options.language
         )
-        checked = check_terms(built.utterances, self.glossary, lambda us: self._reread(call, us))
+        checked = check_terms(built.utterances, self.glossary, lambda us: self._reread(call, us, biased=True))
         utterances = checked.utterances
         notes = [*call.notes, *built.notes, *checked.notes]
         languages = [u.language for u in utterances if u.language]
@@ -265,8 +265,10 @@ class Pipeline:
         new.call_id, new.index = clip.call_id, clip.index
         return new
 
-    def _reread(self, call: _Call, utterances: Sequence[Utterance]) -> list[tuple[str, tuple[Word, ...]]]:
-        """Utterances decoded again without the glossary bias: ``(text in the call's script, words in call time)``."""
+    def _reread(
+        self, call: _Call, utterances: Sequence[Utterance], *, biased: bool = False
+    ) -> list[tuple[str, tuple[Word, ...]]]:
+        """Utterances decoded again (with the glossary when ``biased``): ``(text in the call's script, words)``."""
         from callscribe.text.script import applies_to, converter
 
         clips = [
@@ -276,7 +278,8 @@ class Pipeline:
         convert = converter(self.options.zh_script)
         out = []
         languages = [u.language for u in utterances]
-        for clip, result in zip(clips, self._hear_again(clips, languages), strict=True):
+        hotwords = self.glossary.terms if biased else ()
+        for clip, result in zip(clips, self._hear_again(clips, languages, hotwords), strict=True):
             fix = convert if applies_to(result.language or self.options.language) else (lambda text: text)
             words = tuple(
                 Word(fix(w.text), round(clip.start + w.start, 3), round(clip.start + w.end, 3), w.probability)
@@ -286,10 +289,12 @@ class Pipeline:
             out.append((fix(result.text), words))
         return out
 
-    def _hear_again(self, clips: list[Clip], languages: Sequence[str | None]) -> list[EngineResult]:
-        """A second decode, without the glossary bias, each clip in the language its first reading found; when it
-        fails the first reading stands, the call goes on."""
-        base = replace(self.engine_options(), hotwords=())
+    def _hear_again(
+        self, clips: list[Clip], languages: Sequence[str | None], hotwords: tuple[str, ...] = ()
+    ) -> list[EngineResult]:
+        """A second decode, each clip in the language its first reading found; when it fails the first reading
+        stands, the call goes on."""
+        base = replace(self.engine_options(), hotwords=hotwords)
         groups: dict[str | None, list[int]] = {}
         for i, language in enumerate(languages):
             groups.setdefault(self.options.language or language, []).append(i)

@@ -1,12 +1,14 @@
-"""Glossary terms that the audio supports, and nothing else.
+"""Glossary terms where the audio supports them, and nowhere else.
 
-A glossary biases the engine towards its terms (Whisper takes them as prompt text), and a bias can invent: a term
-never spoken appears at the end of a sentence, or a prompt is echoed as text. So every utterance that contains a
-glossary term is read a second time without the bias. A term stays when that unbiased reading has it too (after the
-glossary's ``wrong => right`` corrections) or sounds like it: the same syllables under input methods' fuzzy pinyin,
-allowing one in four to differ (the bias exists to fix exactly such near-misses). When a term has no support, the
-utterance takes the unbiased reading, and the call's notes say so. Utterances without a term are never read twice,
-so a glossary costs engine time only where a term was heard.
+A glossary bias can invent (Whisper takes the terms as prompt text: a term never spoken appears at the end of a
+sentence, a prompt is echoed) and can delete (a biased decode of a long clip drops words it would otherwise keep). So
+the engine first hears every clip without the bias. Then each utterance whose unbiased text has a term, or sounds
+like one — the same syllables under input methods' fuzzy pinyin, allowing one in four to differ; a fuzzy match for
+Latin names — is decoded once more with the glossary. The biased reading replaces the first one only when it gains a
+term that the first reading sounded like, every term in it is backed by the first reading, and it keeps at least
+``KEEP_SHARE`` of the first reading's syllables. An utterance with no term in sight is never decoded twice, so a
+glossary costs engine time only where a term may be, and a transcript without such places reads exactly as it would
+without the glossary. ``wrong => right`` corrections apply everywhere.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+from callscribe.coverage import syllables
 from callscribe.model import TermHit, Utterance, Word, is_cjk
 from callscribe.text.glossary import Glossary, _pattern
 
 log = logging.getLogger("callscribe")
 
+KEEP_SHARE = 0.9  # a biased reading must keep this share of the unbiased reading's syllables
 SOUNDS_LIKE_SHARE = 0.75  # share of a CJK term's syllables an unbiased reading must match
 # rapidfuzz ratio between a Latin term and the best run of words in the unbiased reading (spaces removed): a
 # mis-heard long name still scores well ("Northwind Broadband" against "Norse Windblow" 58; unrelated sentences score
@@ -105,29 +109,35 @@ def support(term: str, reading: str, glossary: Glossary) -> str | None:
 
 
 def check_terms(utterances: Sequence[Utterance], glossary: Glossary, reread: Reread) -> Checked:
-    """Keep only the glossary terms the audio supports; list each with its time."""
+    """Bring in glossary terms where the unbiased text sounds like them; list each term found with its time."""
     out = Checked(list(utterances))
     if not glossary.terms:
         return out
-    todo = [i for i, u in enumerate(out.utterances) if u.text and glossary.found(u.text)]
-    if not todo:
+    near: dict[int, list[str]] = {}
+    for i, u in enumerate(out.utterances):
+        if not u.text:
+            continue
+        found = glossary.found(u.text)
+        out.hits += [TermHit(t, u.start, u.end, u.channel, "unbiased") for t in found]
+        close = [t for t in glossary.terms if t not in found and support(t, u.text, glossary) == "sounds-like"]
+        if close:
+            near[i] = close
+    if not near:
         return out
+    todo = list(near)
     readings = reread([out.utterances[i] for i in todo])
     for i, (reading, words) in zip(todo, readings, strict=True):
         u = out.utterances[i]
-        terms = glossary.found(u.text)
-        backed = {t: support(t, reading, glossary) for t in terms}
-        invented = [t for t, why in backed.items() if why is None]
-        if invented:
-            fixed = glossary.correct(reading).strip()
-            out.notes.append(
-                f"glossary term(s) {', '.join(invented)} at {u.start:.1f}s not heard without the glossary bias: "
-                "kept the unbiased reading"
-            )
-            log.info("unsupported glossary term(s) %s at %.1fs", invented, u.start)
-            u = replace(u, text=fixed, words=words, flags=(*u.flags, "glossary-unsupported"))
-            out.utterances[i] = u
-            backed = {t: "unbiased" for t in glossary.found(fixed)}
-        out.hits += [TermHit(t, u.start, u.end, u.channel, why) for t, why in backed.items() if why]
-    out.utterances = [u for u in out.utterances if u.text or "uncovered" in u.flags]
+        biased = glossary.correct(reading).strip()
+        gained = [t for t in near[i] if t in glossary.found(biased)]
+        unbacked = [t for t in glossary.found(biased) if support(t, u.text, glossary) is None]
+        if not gained:
+            continue
+        if unbacked or syllables(biased) < KEEP_SHARE * syllables(u.text):
+            why = f"it also holds {', '.join(unbacked)}" if unbacked else "it says less"
+            out.notes.append(f"glossary reading at {u.start:.1f}s not used: {why}")
+            continue
+        out.utterances[i] = replace(u, text=biased, words=words, flags=(*u.flags, "glossary"))
+        out.hits += [TermHit(t, u.start, u.end, u.channel, "sounds-like") for t in gained]
+    out.hits.sort(key=lambda h: (h.start, h.channel))
     return out

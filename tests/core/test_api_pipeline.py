@@ -70,12 +70,14 @@ def test_hotwords_bias_correct_and_are_recorded(evalset: Path, engine: WhisperEn
         engine=counting,
     )
     t = pipe.transcribe(evalset / "audio" / "zh_funasr_llamacpp_sample_hotline.wav")
-    # The first reading is biased; the utterance holding the term is read again without the bias to back it.
-    assert [o.hotwords for o in counting.options_seen] == [("滨海新区",), ()]
+    # Every clip is heard unbiased first; only an utterance that sounds like the term is read again, with the glossary.
+    first, *again = [o.hotwords for o in counting.options_seen]
+    assert first == () and all(h == ("滨海新区",) for h in again)
     assert "滨海新区" in t.text and "冰台新区" not in t.text
     assert t.hotwords_found == ("滨海新区",)
     (hit,) = t.terms
-    assert hit.term == "滨海新区" and hit.support in ("unbiased", "sounds-like") and 0 <= hit.start < hit.end <= 6.1
+    assert hit.term == "滨海新区" and hit.support == ("sounds-like" if again else "unbiased")
+    assert 0 <= hit.start < hit.end <= 6.1
 
 
 def test_clips_from_many_calls_share_engine_batches(evalset: Path, engine: WhisperEngine) -> None:

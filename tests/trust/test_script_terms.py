@@ -69,22 +69,45 @@ def _utt(text: str, start: float = 0.0) -> Utterance:
     return Utterance(start, start + 2.0, 0, text)
 
 
-def test_a_term_the_unbiased_reading_lacks_is_removed_and_noted() -> None:
-    glossary = Glossary(("滨海新区", "Northwind Broadband"))
-    asked: list[str] = []
-
+def _reread_with(answers: dict[str, str], asked: list[str]):
     def reread(us: Sequence[Utterance]) -> list[tuple[str, tuple[Word, ...]]]:
         asked.extend(u.text for u in us)
-        return [("Thank you for calling.", ()) if "Thank" in u.text else ("我想问我在冰海新区有房", ()) for u in us]
+        return [(answers[u.text], ()) for u in us]
 
-    utts = [_utt("Thank you for calling, 滨海新区"), _utt("我想问我在滨海新区有房", 3.0), _utt("no terms here", 6.0)]
+    return reread
+
+
+def test_the_glossary_is_tried_only_where_the_unbiased_text_sounds_like_a_term() -> None:
+    pytest.importorskip("pypinyin")
+    glossary = Glossary(("滨海新区", "Northwind Broadband"))
+    asked: list[str] = []
+    utts = [_utt("我想问我在冰海星区有房"), _utt("Thank you for calling.", 3.0), _utt("我在滨海新区", 6.0)]
+    reread = _reread_with({"我想问我在冰海星区有房": "我想问我在滨海新区有房"}, asked)
     checked = check_terms(utts, glossary, reread)
-    assert asked == [utts[0].text, utts[1].text], "only utterances holding a term are read again"
-    assert checked.utterances[0].text == "Thank you for calling."
-    assert "glossary-unsupported" in checked.utterances[0].flags
-    assert checked.utterances[1].text == "我想问我在滨海新区有房"  # sounds like the term: kept
-    assert [(h.term, h.start, h.support) for h in checked.hits] == [("滨海新区", 3.0, "sounds-like")]
-    assert checked.found == ("滨海新区",) and any("not heard without the glossary bias" in n for n in checked.notes)
+    assert asked == ["我想问我在冰海星区有房"], "no term in sight, no second decode"
+    assert [u.text for u in checked.utterances] == ["我想问我在滨海新区有房", "Thank you for calling.", "我在滨海新区"]
+    assert "glossary" in checked.utterances[0].flags
+    assert [(h.term, h.start, h.support) for h in checked.hits] == [
+        ("滨海新区", 0.0, "sounds-like"),
+        ("滨海新区", 6.0, "unbiased"),
+    ]
+    assert checked.found == ("滨海新区",)
+
+
+@pytest.mark.parametrize(
+    ("biased", "why"),
+    [
+        ("我想问我在滨海新区有房，宽带套餐", "also holds 宽带套餐"),  # a term the audio never sounded like
+        ("滨海新区", "says less"),  # the bias swallowed the rest of the sentence
+    ],
+)
+def test_a_biased_reading_that_invents_or_deletes_is_not_used(biased: str, why: str) -> None:
+    pytest.importorskip("pypinyin")
+    glossary = Glossary(("滨海新区", "宽带套餐"))
+    utt = _utt("我想问我在冰海星区有房")
+    checked = check_terms([utt], glossary, _reread_with({utt.text: biased}, []))
+    assert checked.utterances == [utt] and checked.hits == []
+    assert any(why in n for n in checked.notes)
 
 
 def test_support_through_corrections_and_fuzzy_latin_names() -> None:
