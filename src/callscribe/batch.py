@@ -246,9 +246,7 @@ def _finish(t: Transcript, out: Path, job: Job, options: Options) -> CallError |
         files.commit(replace_all=True)
     except Exception as exc:
         files.discard()
-        if isinstance(exc, OSError):
-            return write_failure(job, exc)
-        return CallError(str(job.path), "redact", f"{job.path}: cannot write redacted audio ({one_line(exc)})")
+        return _not_written(job, exc)
     return qa_error
 
 
@@ -270,10 +268,15 @@ def _complete(t: Transcript, out: Path, job: Job, options: Options) -> CallError
         files.commit(replace_all=False)
     except Exception as exc:
         files.discard()
-        if isinstance(exc, OSError):
-            return write_failure(job, exc)
-        return CallError(str(job.path), "redact", f"{job.path}: cannot write redacted audio ({one_line(exc)})")
+        return _not_written(job, exc)
     return qa_error
+
+
+def _not_written(job: Job, exc: Exception) -> CallError:
+    """A call whose outputs could not be written: a disk error, or the redacted audio failed."""
+    if isinstance(exc, OSError):
+        return write_failure(job, exc)
+    return CallError(str(job.path), "redact", f"{job.path}: cannot write redacted audio ({one_line(exc)})")
 
 
 def _redact_audio(t: Transcript, target: Path) -> None:

@@ -78,6 +78,14 @@ def file_kind(mode: int) -> str | None:
     return "special file"
 
 
+def _unreadable(p: Path, exc: OSError) -> AudioError:
+    if isinstance(exc, FileNotFoundError):
+        return AudioError(p, "file not found")
+    if isinstance(exc, PermissionError):
+        return AudioError(p, "permission denied")
+    return AudioError(p, f"cannot read file ({exc.strerror or exc})")
+
+
 def open_regular(path: str | os.PathLike[str]) -> int:
     """Open ``path`` for reading only if it is a regular file (symlinks followed); return the descriptor.
 
@@ -87,21 +95,13 @@ def open_regular(path: str | os.PathLike[str]) -> int:
     p = Path(path)
     try:
         info = p.stat()
-    except FileNotFoundError:
-        raise AudioError(p, "file not found") from None
-    except PermissionError:
-        raise AudioError(p, "permission denied") from None
     except OSError as exc:
-        raise AudioError(p, f"cannot read file ({exc.strerror or exc})") from None
+        raise _unreadable(p, exc) from None
     _check_kind(p, info.st_mode)
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise AudioError(p, "file not found") from None
-    except PermissionError:
-        raise AudioError(p, "permission denied") from None
     except OSError as exc:
-        raise AudioError(p, f"cannot read file ({exc.strerror or exc})") from None
+        raise _unreadable(p, exc) from None
     try:
         _check_kind(p, os.fstat(fd).st_mode)
         os.set_blocking(fd, True)

@@ -60,6 +60,18 @@ class SpeakerEncoder(Protocol):
     def embed_mels(self, windows: list[np.ndarray]) -> np.ndarray: ...
 
 
+def mel_power(wav: np.ndarray, window: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Power mel spectrogram with ``MEL_HOP`` hops and centred frames as long as ``window``: (frames, bands)."""
+    n_fft = len(window)
+    x = np.pad(wav.astype(np.float32), (n_fft // 2, n_fft // 2), mode="constant")
+    n = 1 + (len(x) - n_fft) // MEL_HOP
+    if n <= 0:
+        return np.zeros((0, basis.shape[0]), dtype=np.float32)
+    idx = np.arange(n_fft)[None, :] + MEL_HOP * np.arange(n)[:, None]
+    spec = np.abs(np.fft.rfft(x[idx] * window, axis=1)) ** 2
+    return (spec.astype(np.float32) @ basis.T).astype(np.float32)
+
+
 def weights_path() -> Path:
     """Where resemblyzer's ``pretrained.pt`` lives, found without importing the package."""
     spec = importlib.util.find_spec("resemblyzer")
@@ -103,14 +115,7 @@ class VoiceEncoder:
 
     def mel(self, wav: np.ndarray) -> np.ndarray:
         """Power mel spectrogram, shape (frames, 40); frame i is centred on sample ``i * 160``."""
-        pad = MEL_WIN // 2
-        x = np.pad(wav.astype(np.float32), (pad, pad), mode="constant")
-        n = 1 + (len(x) - MEL_WIN) // MEL_HOP
-        if n <= 0:
-            return np.zeros((0, MEL_BANDS), dtype=np.float32)
-        idx = np.arange(MEL_WIN)[None, :] + MEL_HOP * np.arange(n)[:, None]
-        spec = np.abs(np.fft.rfft(x[idx] * self._window, axis=1)) ** 2
-        return (spec.astype(np.float32) @ self._mel_basis.T).astype(np.float32)
+        return mel_power(wav, self._window, self._mel_basis)
 
     def embed_mels(self, windows: list[np.ndarray]) -> np.ndarray:
         """Embed mel windows (each (frames, 40)); windows of equal length are batched together."""

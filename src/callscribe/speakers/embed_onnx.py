@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callscribe.speakers.embed import EMBED_DIM, MEL_BANDS, MEL_HOP, SAMPLE_RATE, EncoderUnavailable
+from callscribe.speakers.embed import EMBED_DIM, MEL_BANDS, SAMPLE_RATE, EncoderUnavailable, mel_power
 
 log = logging.getLogger("callscribe")
 
@@ -113,14 +113,7 @@ class OnnxVoiceEncoder:
 
     def mel(self, wav: np.ndarray) -> np.ndarray:
         """Log10 power mel, shape (frames, 40); frame i is centred on sample ``i * 160``."""
-        pad = N_FFT // 2
-        x = np.pad(wav.astype(np.float32), (pad, pad), mode="constant")
-        n = 1 + (len(x) - N_FFT) // MEL_HOP
-        if n <= 0:
-            return np.zeros((0, MEL_BANDS), dtype=np.float32)
-        idx = np.arange(N_FFT)[None, :] + MEL_HOP * np.arange(n)[:, None]
-        spec = np.abs(np.fft.rfft(x[idx] * self._window, axis=1)) ** 2
-        return np.log10(spec.astype(np.float32) @ self._basis.T + LOG_FLOOR).astype(np.float32)
+        return np.log10(mel_power(wav, self._window, self._basis) + LOG_FLOOR).astype(np.float32)
 
     @staticmethod
     def pieces(window: np.ndarray) -> list[np.ndarray]:
