@@ -14,6 +14,8 @@ EXAMPLES = ROOT / "examples" / "calls"
 
 # scripts/ holds the speech synthesiser that made the example calls; tests build calls with it too.
 sys.path.insert(0, str(ROOT / "scripts"))
+# tests/speakers/speakers_calls.py holds the synthetic calls and the reference-text engine other folders use too.
+sys.path.insert(0, str(ROOT / "tests" / "speakers"))
 
 
 def evalset_items(lang: str | None = None, quality: str | None = None) -> list[dict]:

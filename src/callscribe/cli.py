@@ -144,7 +144,7 @@ def transcribe(
         Path | None, typer.Option("--hotwords", help="Glossary: a term a line, or 'wrong => right'.")
     ] = None,
     max_duration: Annotated[float | None, typer.Option(help="Refuse calls longer than this (seconds).")] = None,
-    max_clip: Annotated[float, typer.Option("--max-clip", help="Longest clip sent to the engine (s).")] = 30.0,
+    max_clip: Annotated[float, typer.Option("--max-clip", help="Longest clip sent to the engine (s, <= 30).")] = 20.0,
     batch_size: Annotated[int, typer.Option(help="Clips per engine batch (0: the engine's choice).")] = 0,
     beam_size: Annotated[int, typer.Option(help="Beam size (whisper).")] = 5,
     timestamps: Annotated[str, typer.Option(help="segment or word.")] = "segment",
