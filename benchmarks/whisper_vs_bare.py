@@ -13,7 +13,7 @@ model load, ``run`` is transcribing every file; ``total = load + run``. Each var
 median is reported. CER/WER are computed with callscribe.eval after removing only punctuation and spaces
 (``Normalizer(("punct", "spaces"))``; for English case too), and, for reference, after the default normaliser too.
 
-    python benchmarks/whisper_vs_bare.py [--repeat 3] [--json results.json] [--markdown]
+    python benchmarks/whisper_vs_bare.py [--repeat 3] [--json results.json]
 """
 
 from __future__ import annotations
