@@ -226,4 +226,4 @@ def recover(
 
 def _with(result: EngineResult, segments: list[EngineSegment], flag: str) -> EngineResult:
     flags = result.flags if not flag or flag in result.flags else (*result.flags, flag)
-    return EngineResult(segments=tuple(segments), language=result.language, flags=flags)
+    return EngineResult(segments=tuple(segments), language=result.language, flags=flags, notes=result.notes)

@@ -197,6 +197,8 @@ class Pipeline:
             utterances=tuple(utterances),
             engine=self._engine.describe() if self._engine is not None else str(self.engine_name),
             language=language,
+        engine_notes = dict.fromkeys(note for _, result in call.results for note in result.notes)  # once per call
+        notes += [note for note in engine_notes if note not in notes]
             options={**self.options.to_dict(), "result_key": self.options.result_key()},
             timings=timings,
             hotwords_found=checked.found,

@@ -58,6 +58,7 @@ def make_app(engine: Engine, state: ServerState, engine_lock: threading.Lock) ->
         model: Annotated[str, Form()],
         response_format: Annotated[str, Form()] = "json",
         language: Annotated[str | None, Form()] = None,
+        to_language: Annotated[str | None, Form()] = None,
         prompt: Annotated[str | None, Form()] = None,
         granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
     ) -> Response:
@@ -68,6 +69,7 @@ def make_app(engine: Engine, state: ServerState, engine_lock: threading.Lock) ->
                 "model": model,
                 "response_format": response_format,
                 "language": language,
+                "to_language": to_language,
                 "prompt": prompt,
                 "granularities": granularities or [],
                 "authorization": request.headers.get("authorization"),

@@ -126,7 +126,7 @@ def test_real_speech_with_words_language_prompt_and_key(
         assert all(0.0 <= s.start <= s.end <= clip.duration + 0.05 for s in result.segments)
     sent = state.requests[-1]
     assert sent["response_format"] == "verbose_json" and "word" in sent["granularities"]
-    assert sent["language"] == "en" and sent["prompt"] == "Kennedy, Acme"
+    assert sent["language"] == "en" and sent["to_language"] == "en" and sent["prompt"] == "Kennedy, Acme"
     assert sent["authorization"] == "Bearer sk-test-123" and sent["model"] == "tiny-test-model"
 
 

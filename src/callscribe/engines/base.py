@@ -57,6 +57,7 @@ class EngineResult:
     segments: tuple[EngineSegment, ...]
     language: str | None = None
     flags: tuple[str, ...] = ()  # e.g. "truncated", "repetition", "split-retry"
+    notes: tuple[str, ...] = ()  # what the transcript should say about this result (e.g. "word times unavailable")
 
     @property
     def text(self) -> str:

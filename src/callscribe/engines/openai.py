@@ -1,27 +1,29 @@
-"""``openai``: any OpenAI-compatible ``/v1/audio/transcriptions`` server (``vllm serve Qwen/Qwen3-ASR-1.7B``...).
+"""``openai``: OpenAI-compatible servers (``vllm serve Qwen/Qwen3-ASR-1.7B``, or any ``/v1/audio/transcriptions``).
 
 Each clip goes up as a 16 kHz mono WAV built in memory. At most ``concurrency`` requests are in flight, spread
-round-robin over one or more servers (``base_url`` may list several, comma-separated). Connection errors, timeouts,
-429 and 5xx are retried with exponential backoff and jitter; any other 4xx is an :class:`EngineError` carrying the
-server's message. ``verbose_json`` (segments, words, language) is asked for first; a server that rejects that
-format gets ``json``, then ``text``, and the engine remembers what worked.
+round-robin over one or more servers (``base_url`` may list several, comma-separated).
+
+Which endpoint: a server whose ``/v1/models`` entry (id or root) names Qwen3-ASR is spoken to through
+``/v1/chat/completions`` (:mod:`callscribe.engines.openai_qwen`): context as the system message, a forced language
+as the start of the answer, an output budget from the clip's length. Other servers get
+``/v1/audio/transcriptions`` with ``language`` and ``to_language``, the context as ``prompt``, and ``verbose_json``
+first (then ``json``, then ``text``; the engine remembers what worked). ``EngineOptions.extra["openai_api"]`` or
+the ``api`` argument (``chat`` / ``transcriptions``) overrides the choice.
+
+Runaway output (a phrase looping to the end, or a cut-off answer) and a read timeout are not retried as they were
+sent: the clip is split once at its quietest point and both halves are heard with their own smaller budgets;
+what is still bad is cut to one pass of its loop (or left empty after a timeout) and flagged, never failing the
+call. Connection errors, 429 and 5xx are retried with backoff; any other 4xx is an :class:`EngineError` carrying
+the server's message.
 """
 
 from __future__ import annotations
 
-import io
-import itertools
 import logging
-import math
-import os
-import random
-import re
 import threading
-import time
-import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,127 +37,60 @@ from callscribe.engines.base import (
     EngineSegment,
     register,
 )
-from callscribe.engines.qwen3_lang import NAME_TO_CODE
+from callscribe.engines.openai_http import (
+    BACKOFF_S,
+    ENV_BASE_URL,
+    RETRIES,
+    TIMEOUT_S,
+    Stalled,
+    Transport,
+    base_urls,
+    wav_bytes,
+)
+from callscribe.engines.openai_qwen import (
+    budget,
+    chat_request,
+    choose_api,
+    cut_loop,
+    parse_chat,
+    serves_qwen_asr,
+    word_times_note,
+)
+from callscribe.engines.openai_reply import parse_reply, strip_language_tag
+from callscribe.engines.qwen3_lang import language_code, language_name
+from callscribe.engines.qwen3_recover import quietest_split
 from callscribe.model import Word
 
 log = logging.getLogger("callscribe")
 
-ENV_BASE_URL = "CALLSCRIBE_OPENAI_BASE_URL"
-ENV_API_KEYS = ("CALLSCRIBE_OPENAI_API_KEY", "OPENAI_API_KEY")
 FALLBACK_MODEL = "Qwen/Qwen3-ASR-1.7B"
-TIMEOUT_S = 120.0
-CONNECT_TIMEOUT_S = 10.0
-RETRIES = 5
-BACKOFF_S = 0.5
-BACKOFF_MAX_S = 30.0
 RESPONSE_FORMATS = ("verbose_json", "json", "text")
 # Words that show a 400 is about the response format rather than the request itself.
 _FORMAT_WORDS = ("response_format", "verbose_json")
-_MESSAGE_CHARS = 300
-# Qwen3-ASR served raw (e.g. by vLLM) starts its text with "language English<asr_text>".
-_QWEN_TAG = re.compile(r"^\s*language\s+([A-Za-z,]+)\s*<asr_text>", re.IGNORECASE)
+# Clips at least this long are split in two when their output runs away or times out (as the qwen3 engine does).
+MIN_SPLIT_S = 2.0
 
 
 @dataclass(frozen=True)
-class _Reply:
-    """One parsed transcription response."""
+class _Heard:
+    """What one request made of a stretch of audio (times relative to that stretch)."""
 
-    text: str
-    language: str | None
     segments: tuple[EngineSegment, ...]
+    language: str | None
+    truncated: bool = False  # the answer hit the output budget
+    looped: bool = False  # the answer ended in a loop (already cut to one pass)
+    timed_out: bool = False  # no answer within the read timeout (no text)
+
+    @property
+    def bad(self) -> bool:
+        return self.truncated or self.looped or self.timed_out
+
+    def flags(self) -> list[str]:
+        pairs = (("truncated", self.truncated), ("repetition", self.looped), ("timeout", self.timed_out))
+        return [name for name, on in pairs if on]
 
 
-def base_urls(base_url: str | None) -> list[str]:
-    """``"http://a:8000, http://b:8000/v1"`` -> ``["http://a:8000/v1", "http://b:8000/v1"]``."""
-    raw = base_url if base_url is not None else os.environ.get(ENV_BASE_URL, "")
-    urls = []
-    for part in raw.split(","):
-        url = part.strip().rstrip("/")
-        if url:
-            urls.append(url if url.endswith("/v1") else url + "/v1")
-    return urls
-
-
-def _available(model: str | None = None, base_url: str | None = None, **_: Any) -> tuple[bool, str]:
-    urls = base_urls(base_url)
-    if not urls:
-        return False, f"no server configured (pass --base-url or set {ENV_BASE_URL})"
-    return True, f"server(s) {', '.join(urls)}"
-
-
-def wav_bytes(audio: np.ndarray) -> bytes:
-    """16-bit PCM mono WAV at 16 kHz, in memory."""
-    pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-def _server_message(response: Any) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:_MESSAGE_CHARS] or response.reason_phrase
-    if isinstance(body, dict):
-        err = body.get("error", body.get("detail", body.get("message", body)))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        return str(err)[:_MESSAGE_CHARS]
-    return str(body)[:_MESSAGE_CHARS]
-
-
-def _language(value: Any) -> str | None:
-    if not value or not isinstance(value, str):
-        return None
-    v = value.strip().lower()
-    return v if len(v) <= 3 else NAME_TO_CODE.get(v)
-
-
-def _clamp(t: float, duration: float) -> float:
-    """Server times kept inside the clip (some servers pad the audio and report times past its end)."""
-    return round(min(max(t, 0.0), duration), 3)
-
-
-def strip_language_tag(text: str) -> tuple[str | None, str]:
-    """``"language English<asr_text>Hello"`` -> ``("en", "Hello")``; text without the tag is returned as it is."""
-    match = _QWEN_TAG.match(text)
-    if match is None:
-        return None, text.strip()
-    return _language(match.group(1).split(",")[0]), text[match.end() :].strip()
-
-
-def parse_reply(body: Any, duration: float) -> _Reply:
-    """A ``verbose_json`` / ``json`` body (dict) or ``text`` body (str) -> segments relative to the clip."""
-    if isinstance(body, str):
-        tagged, text = strip_language_tag(body)
-        return _Reply(text, tagged, (EngineSegment(0.0, round(duration, 3), text),) if text else ())
-    tagged, text = strip_language_tag(str(body.get("text", "")))
-    words = []
-    for w in body.get("words") or ():
-        start = _clamp(float(w.get("start", 0.0)), duration)
-        end = max(start, _clamp(float(w.get("end", 0.0)), duration))
-        words.append(Word(str(w.get("word", "")).strip(), start, end))
-    taken = 0  # words go to the first segment whose span holds their midpoint, in order
-    segments: list[EngineSegment] = []
-    raw_segments = body.get("segments") or ()
-    for s in raw_segments:
-        start = _clamp(float(s.get("start", 0.0)), duration)
-        end = max(start, _clamp(float(s.get("end", duration)), duration))
-        inside = tuple(w for w in words[taken:] if (w.start + w.end) / 2 <= end)
-        taken += len(inside)
-        logprob = s.get("avg_logprob")
-        confidence = round(math.exp(float(logprob)), 4) if logprob is not None else None
-        seg_text = strip_language_tag(str(s.get("text", "")))[1]
-        if seg_text:
-            segments.append(EngineSegment(start, end, seg_text, inside, confidence))
-    if not raw_segments and text:
-        start, end = (words[0].start, words[-1].end) if words else (0.0, round(duration, 3))
-        segments.append(EngineSegment(start, end, text, tuple(words)))
-    return _Reply(text, _language(body.get("language")) or tagged, tuple(segments))
+Hear = Callable[[Clip, np.ndarray], _Heard]
 
 
 class OpenAIEngine:
@@ -169,60 +104,54 @@ class OpenAIEngine:
         timeout_s: float = TIMEOUT_S,
         retries: int = RETRIES,
         backoff_s: float = BACKOFF_S,
+        api: str | None = None,
     ) -> None:
-        import httpx
-
         self.urls = base_urls(base_url)
         if not self.urls:
             raise EngineError(f"openai: no server configured (pass --base-url or set {ENV_BASE_URL})")
+        self.api = choose_api(api, "engine argument")
         self.concurrency = max(1, concurrency)
-        self.retries = max(0, retries)
-        self.backoff_s = backoff_s
-        key = next((os.environ[k] for k in ENV_API_KEYS if os.environ.get(k)), None)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
-        )
-        self._next = itertools.count()
+        self.http = Transport(self.urls, self.concurrency, timeout_s, retries, backoff_s)
         self._lock = threading.Lock()
         self._format = 0  # index into RESPONSE_FORMATS: the richest format the servers accepted
-        self.model = model or self._served_model()
+        self.model, self.qwen_asr = self._discover(model)
 
     def describe(self) -> str:
         return f"openai {self.model} @ {', '.join(self.urls)} (concurrency {self.concurrency})"
 
     def close(self) -> None:
-        self.client.close()
+        self.http.close()
 
-    def _served_model(self) -> str:
-        """The first model the server lists (vLLM serves one), else Qwen3-ASR's id."""
-        import httpx
+    def _discover(self, model: str | None) -> tuple[str, bool]:
+        """The served model (the first one listed, vLLM serves one) and whether it is Qwen3-ASR."""
+        if model and self.api != "auto":
+            return model, serves_qwen_asr(None, model)
+        entries = self.http.models()
+        if not model:
+            model = str(entries[0]["id"]) if entries else FALLBACK_MODEL
+            if not entries:
+                log.warning("openai: using model name %s", model)
+        entry = next((e for e in entries if e.get("id") == model), None)
+        qwen = serves_qwen_asr(entry, model)
+        if qwen:
+            log.info("openai: %s serves Qwen3-ASR (%s): using /v1/chat/completions", self.urls[0], model)
+        return model, qwen
 
-        try:
-            response = self.client.get(self.urls[0] + "/models", timeout=CONNECT_TIMEOUT_S)
-            if response.status_code == 200:
-                data = response.json().get("data") or []
-                if data:
-                    return str(data[0]["id"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            log.warning("openai: cannot list models at %s (%s); using %s", self.urls[0], exc, FALLBACK_MODEL)
-        return FALLBACK_MODEL
+    def api_for(self, options: EngineOptions) -> str:
+        """``chat`` or ``transcriptions`` for this call."""
+        api = choose_api(options.extra.get("openai_api", self.api), "EngineOptions.extra")
+        if api == "auto":
+            return "chat" if self.qwen_asr else "transcriptions"
+        return api
 
+    # -- one call -------------------------------------------------------------------------------------------------
     def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]:
-        extra_context = str(options.extra.get("context", "")).strip()
-        context = "\n".join(p for p in (extra_context, ", ".join(options.hotwords)) if p)
-        fields: dict[str, Any] = {"model": self.model, "temperature": "0"}
-        if options.language:
-            fields["language"] = options.language
-        if context:
-            fields["prompt"] = context
-        word_times = options.timestamps == "word"
+        api = self.api_for(options)
+        hear = self._chat_hearing(options) if api == "chat" else self._transcription_hearing(options)
         results: list[EngineResult] = [EngineResult(segments=()) for _ in clips]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="callscribe-openai") as pool:
             futures: dict[int, Future[EngineResult]] = {
-                i: pool.submit(self._one, clip, fields, word_times) for i, clip in enumerate(clips) if len(clip.audio)
+                i: pool.submit(self._one, clip, hear) for i, clip in enumerate(clips) if len(clip.audio)
             }
             try:
                 for i, future in futures.items():
@@ -231,64 +160,157 @@ class OpenAIEngine:
                 for future in futures.values():
                     future.cancel()
                 raise
+        notes = self._notes(api, options, results)
+        if notes:
+            results = [replace(r, notes=notes) for r in results]
         return results
 
-    def _one(self, clip: Clip, fields: dict[str, Any], word_times: bool) -> EngineResult:
-        payload = wav_bytes(clip.audio)
-        while True:
-            level = self._format
-            data = dict(fields, response_format=RESPONSE_FORMATS[level])
-            if word_times and level == 0:
-                data["timestamp_granularities[]"] = ["word", "segment"]
-            status, body, message, url = self._post(data, payload, clip)
-            if status == 200:
-                reply = parse_reply(body, clip.duration)
-                return EngineResult(segments=reply.segments, language=reply.language or fields.get("language"))
-            if level + 1 < len(RESPONSE_FORMATS) and any(w in message.lower() for w in _FORMAT_WORDS):
-                with self._lock:
-                    if self._format == level:
-                        log.info("openai: %s rejects response_format=%s (%s)", url, RESPONSE_FORMATS[level], message)
-                        self._format = level + 1
-                continue
-            raise EngineError(f"openai: {url} refused clip {clip.call_id}@{clip.start:.2f}s: HTTP {status}: {message}")
+    def _one(self, clip: Clip, hear: Hear) -> EngineResult:
+        """One clip, with one split retry when its answer runs away or never comes."""
+        audio = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
+        first = hear(clip, audio)
+        flags = first.flags()
+        pieces = [(0, first)]
+        if first.bad and len(audio) >= MIN_SPLIT_S * SAMPLE_RATE:
+            cut = quietest_split(audio)
+            log.info("openai: clip %s@%.2fs came back %s; hearing it in two halves", clip.call_id, clip.start, flags)
+            pieces = [(0, hear(clip, audio[:cut])), (cut, hear(clip, audio[cut:]))]
+            flags.append("split-retry")
+            flags += [f for _, h in pieces for f in h.flags() if f not in flags]
+        if any(h.bad for _, h in pieces):
+            flags.append("unresolved")
+        segments = []
+        for offset, heard in pieces:
+            base = offset / SAMPLE_RATE
+            for s in heard.segments:
+                words = tuple(Word(w.text, round(base + w.start, 3), round(base + w.end, 3)) for w in s.words)
+                start, end = round(base + s.start, 3), round(base + s.end, 3)
+                segments.append(EngineSegment(start, end, s.text, words, s.confidence))
+        language = next((h.language for _, h in pieces if h.language), first.language)
+        return EngineResult(segments=tuple(segments), language=language, flags=tuple(flags))
 
-    def _post(self, data: dict[str, Any], payload: bytes, clip: Clip) -> tuple[int, Any, str, str]:
-        """POST with retries; returns (status, body, message, url) for 200 or a non-retryable status."""
-        import httpx
+    def _notes(self, api: str, options: EngineOptions, results: list[EngineResult]) -> tuple[str, ...]:
+        """Say so when word times were asked for and the server cannot give them."""
+        if options.timestamps != "word":
+            return ()
+        urls = ", ".join(self.urls)
+        if api == "chat":
+            return (word_times_note(urls),)
+        if self._format > 0:
+            hint = "; use --engine qwen3 for word times" if self.qwen_asr else ""
+            return (f"word times unavailable: {urls} refused response_format=verbose_json (text only){hint}",)
+        if any(s.text and not s.words for r in results for s in r.segments):
+            return (f"word times unavailable: {urls} returned segments without word times",)
+        return ()
 
-        last = ""
-        url = self.urls[0]
-        for attempt in range(self.retries + 1):
-            url = self.urls[next(self._next) % len(self.urls)]
-            delay = min(BACKOFF_MAX_S, self.backoff_s * 2**attempt)
+    # -- Qwen3-ASR through /v1/chat/completions ------------------------------------------------------------------------
+    def _chat_hearing(self, options: EngineOptions) -> Hear:
+        try:
+            forced = language_name(options.language)
+        except EngineError as exc:
+            why = str(exc).removeprefix("qwen3: ")
+            raise EngineError(f"openai: {', '.join(self.urls)} serves Qwen3-ASR: {why}") from None
+        forced_code = language_code(forced)
+        context = _context(options)
+        extra = options.extra
+        timeout = _timeout(extra)
+
+        def hear(clip: Clip, audio: np.ndarray) -> _Heard:
+            seconds = len(audio) / SAMPLE_RATE
+            body = chat_request(self.model, wav_bytes(audio), context, forced, budget(seconds, extra))
             try:
-                response = self.client.post(
-                    url + "/audio/transcriptions",
-                    data=data,
-                    files={"file": (f"{clip.call_id}-{clip.index}.wav", payload, "audio/wav")},
-                )
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    is_text = data["response_format"] == "text"
-                    try:
-                        return 200, (response.text if is_text else response.json()), "", url
-                    except ValueError:
-                        return 200, response.text, "", url
-                message = _server_message(response)
-                if status != 429 and status < 500:
-                    return status, None, message, url
-                last = f"HTTP {status}: {message}"
-                retry_after = response.headers.get("retry-after", "")
-                if retry_after.replace(".", "", 1).isdigit():
-                    delay = min(BACKOFF_MAX_S, float(retry_after))
-            if attempt < self.retries:
-                pause = delay / 2 + random.uniform(0, delay / 2)
-                log.warning("openai: %s failed (%s); retry %d/%d in %.1fs", url, last, attempt + 1, self.retries, pause)
-                time.sleep(pause)
-        raise EngineError(f"openai: {url} failed after {self.retries + 1} attempts: {last}")
+                answer = self.http.post("/chat/completions", json=body, timeout_s=timeout)
+            except Stalled as exc:
+                log.warning("openai: clip %s@%.2fs: %s", clip.call_id, clip.start, exc)
+                return _Heard((), forced_code, timed_out=True)
+            if answer.status != 200:
+                raise _refused(answer.url, clip, answer.status, answer.message)
+            reply = parse_chat(answer.body, answer.url, forced is not None)
+            text, looped = cut_loop(reply.text)
+            segments = (EngineSegment(0.0, round(seconds, 3), text),) if text else ()
+            truncated = reply.finish_reason == "length"
+            return _Heard(segments, forced_code or reply.language, truncated=truncated, looped=looped)
+
+        return hear
+
+    # -- /v1/audio/transcriptions -------------------------------------------------------------------------------------
+    def _transcription_hearing(self, options: EngineOptions) -> Hear:
+        fields: dict[str, Any] = {"model": self.model, "temperature": "0"}
+        if options.language:
+            # vLLM reads ``to_language`` (it builds Qwen3-ASR's language prefix from it); OpenAI and others read
+            # ``language``.
+            fields["language"] = options.language
+            fields["to_language"] = options.language
+        context = _context(options)
+        if context:
+            fields["prompt"] = context
+        word_times = options.timestamps == "word"
+        extra = options.extra
+        timeout = _timeout(extra)
+
+        def hear(clip: Clip, audio: np.ndarray) -> _Heard:
+            seconds = len(audio) / SAMPLE_RATE
+            payload = wav_bytes(audio)
+            data = dict(fields)
+            if self.qwen_asr:  # vLLM's transcription endpoint takes an output limit too
+                data["max_completion_tokens"] = str(budget(seconds, extra))
+            while True:
+                level = self._format
+                data["response_format"] = RESPONSE_FORMATS[level]
+                data.pop("timestamp_granularities[]", None)
+                if word_times and level == 0:
+                    data["timestamp_granularities[]"] = ["word", "segment"]
+                files = {"file": (f"{clip.call_id}-{clip.index}.wav", payload, "audio/wav")}
+                try:
+                    answer = self.http.post(
+                        "/audio/transcriptions", data=data, files=files, as_text=level == 2, timeout_s=timeout
+                    )
+                except Stalled as exc:
+                    log.warning("openai: clip %s@%.2fs: %s", clip.call_id, clip.start, exc)
+                    return _Heard((), options.language, timed_out=True)
+                if answer.status == 200:
+                    return _transcribed(answer.body, seconds, options.language)
+                if level + 1 < len(RESPONSE_FORMATS) and any(w in answer.message.lower() for w in _FORMAT_WORDS):
+                    with self._lock:
+                        if self._format == level:
+                            refused = data["response_format"]
+                            log.info("openai: %s rejects response_format=%s (%s)", answer.url, refused, answer.message)
+                            self._format = level + 1
+                    continue
+                raise _refused(answer.url, clip, answer.status, answer.message)
+
+        return hear
+
+
+def _transcribed(body: Any, seconds: float, forced: str | None) -> _Heard:
+    reply = parse_reply(body, seconds)
+    segments = reply.segments
+    text, looped = cut_loop(reply.text)
+    if looped:  # one segment with the loop cut; the server's times and words inside the loop mean nothing
+        segments = (EngineSegment(0.0, round(seconds, 3), text),) if text else ()
+    return _Heard(segments, reply.language or forced, looped=looped)
+
+
+def _context(options: EngineOptions) -> str:
+    """What the model is told before it listens: ``extra["context"]`` and the hotwords."""
+    extra_context = str(options.extra.get("context", "")).strip()
+    return "\n".join(p for p in (extra_context, ", ".join(options.hotwords)) if p)
+
+
+def _timeout(extra: dict[str, Any]) -> float | None:
+    value = extra.get("timeout_s")
+    return float(value) if value else None
+
+
+def _refused(url: str, clip: Clip, status: int, message: str) -> EngineError:
+    return EngineError(f"openai: {url} refused clip {clip.call_id}@{clip.start:.2f}s: HTTP {status}: {message}")
+
+
+def _available(model: str | None = None, base_url: str | None = None, **_: Any) -> tuple[bool, str]:
+    urls = base_urls(base_url)
+    if not urls:
+        return False, f"no server configured (pass --base-url or set {ENV_BASE_URL})"
+    return True, f"server(s) {', '.join(urls)}"
 
 
 @register("openai", availability=_available)
@@ -304,6 +326,7 @@ def create_openai(
     timeout_s: float = TIMEOUT_S,
     retries: int = RETRIES,
     backoff_s: float = BACKOFF_S,
+    api: str | None = None,
     **_ignored: Any,
 ) -> OpenAIEngine:
     return OpenAIEngine(
@@ -313,7 +336,16 @@ def create_openai(
         timeout_s=timeout_s,
         retries=retries,
         backoff_s=backoff_s,
+        api=api,
     )
 
 
-__all__ = ["OpenAIEngine", "base_urls", "create_openai", "parse_reply", "strip_language_tag", "wav_bytes"]
+__all__ = [
+    "ENV_BASE_URL",
+    "OpenAIEngine",
+    "base_urls",
+    "create_openai",
+    "parse_reply",
+    "strip_language_tag",
+    "wav_bytes",
+]
