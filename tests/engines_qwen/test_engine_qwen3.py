@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from tiny_qwen import TinyQwen, build_tiny_qwen
 
-from callscribe.audio import iter_clips, prepare
 from callscribe.engines import base
 from callscribe.engines.base import Clip, EngineError, EngineOptions
+from callscribe.engines.qwen3_load import HF, QWEN_ASR, library_available, resolve_model
+
+if not library_available(QWEN_ASR):
+    pytest.skip("qwen-asr is not installed here (needs callscribe[qwen])", allow_module_level=True)
+
+from qwen3_checks import (
+    QUICK,
+    SPEECH_FILES,
+    PrefillSpy,
+    assert_batched_matches_alone,
+    assert_structure,
+    mixed_lengths,
+    speech_clips,
+)
+from tiny_qwen import TinyQwen, build_tiny_qwen
+
 from callscribe.engines.qwen3 import Qwen3Engine
-from callscribe.engines.qwen3_load import resolve_model
-from callscribe.options import Options
+from callscribe.engines.qwen3_batch import auto_batch_size
 
 SR = base.SAMPLE_RATE
-SPEECH_FILES = (
-    "audio/en_librispeech_1995-1837-0001.wav",
-    "audio/zh_aishell1_BAC009S0764W0121.wav",
-    "audio/en_whisper_jfk.flac",
-    "audio/zh_fireredtts2_podcast_S1.flac",
-    "audio/en_pocketsphinx_cards_005_numbers.wav",
-)
-# Random weights always run to the output budget; a small budget keeps the tests quick on two cores.
-QUICK = {"recover": False, "tokens_per_second": 2, "token_margin": 4}
 
 
 @pytest.fixture(scope="session")
@@ -42,46 +46,10 @@ def engine(tiny_qwen: TinyQwen) -> Qwen3Engine:
 
 
 @pytest.fixture(scope="module")
-def speech_clips(evalset: Path) -> list[Clip]:
-    """Clips cut from real recordings by the pipeline's own decoder, VAD and clip cutter."""
-    clips: list[Clip] = []
-    for name in SPEECH_FILES:
-        with prepare(evalset / name, Options()) as prepared:
-            clips += list(iter_clips(prepared.audio, prepared.speech, call_id=Path(name).stem))
+def speech_clips_(evalset: Path) -> list[Clip]:
+    clips = speech_clips(evalset)
     assert len(clips) >= 5
     return clips
-
-
-class PrefillSpy:
-    """Counts what reaches the real decoder: one prefill (prompt pass) per generate() batch."""
-
-    def __init__(self, engine: Qwen3Engine) -> None:
-        self.engine = engine
-        self.batches: list[int] = []
-        self.prompts: list[str] = []
-        self.audio_frames: list[int] = []
-        thinker = engine.asr.model.thinker
-        self._hooks = [
-            thinker.register_forward_pre_hook(self._thinker, with_kwargs=True),
-            thinker.audio_tower.register_forward_pre_hook(self._audio, with_kwargs=True),
-        ]
-
-    def _thinker(self, _module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
-        if kwargs.get("input_features") is not None:  # the prompt pass of a generate() call
-            ids = kwargs["input_ids"]
-            self.batches.append(int(ids.shape[0]))
-            tokenizer = self.engine.asr.processor.tokenizer
-            self.prompts += [tokenizer.decode(row, skip_special_tokens=False) for row in ids.tolist()]
-
-    def _audio(self, _module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
-        self.audio_frames.append(int(kwargs["feature_lens"].sum()))
-
-    def __enter__(self) -> PrefillSpy:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for hook in self._hooks:
-            hook.remove()
 
 
 def test_registry_finds_the_tiny_model_without_loading_it(tiny_qwen: TinyQwen, tmp_path: Path) -> None:
@@ -95,6 +63,38 @@ def test_registry_finds_the_tiny_model_without_loading_it(tiny_qwen: TinyQwen, t
     assert not ok, "a folder holding another kind of model is not a Qwen3-ASR model"
 
 
+def test_the_qwen_asr_layout_is_found_and_loaded_by_qwen_asr(tiny_qwen: TinyQwen, engine: Qwen3Engine) -> None:
+    assert "thinker_config" in json.loads((tiny_qwen.asr / "config.json").read_text())
+    ok, why = base.availability("qwen3", model=str(tiny_qwen.asr))
+    assert ok and "qwen-asr layout" in why
+    assert engine.layout == QWEN_ASR and type(engine.backend).__name__ == "QwenAsrBackend"
+    assert engine.asr.model is engine.backend.model
+
+
+def test_batch_size_zero_picks_one_for_the_device(tiny_qwen: TinyQwen) -> None:
+    made = base.create("qwen3", model=str(tiny_qwen.asr), device="cpu", batch_size=0)
+    assert isinstance(made, Qwen3Engine) and made.batch_size == 4  # CPU: small batches
+    # On CUDA the size comes from the loaded model's config; the sizing reads this layout's config (80 GB free).
+    rows = auto_batch_size(made.batch_config(), "cuda:0", made.budget(30.0, {}), 30.0, free_bytes=80 << 30)
+    assert 8 <= rows <= 128
+
+
+def test_an_hf_folder_needs_the_other_extra(tmp_path: Path) -> None:
+    config = {"model_type": "qwen3_asr", "audio_config": {"d_model": 64}, "text_config": {"hidden_size": 64}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    if library_available(HF):
+        pytest.skip("transformers here has Qwen3-ASR too")
+    with pytest.raises(EngineError, match=r"hf layout.*callscribe\[qwen-hf\]'"):
+        base.create("qwen3", model=str(tmp_path))
+
+
+@pytest.mark.evalset
+def test_a_mixed_length_batch_gives_each_clip_what_it_gets_alone(
+    engine: Qwen3Engine, speech_clips_: list[Clip]
+) -> None:
+    assert_batched_matches_alone(engine, mixed_lengths(speech_clips_))
+
+
 def test_bad_model_sources_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"no config\.json"):
         base.create("qwen3", model=str(tmp_path))
@@ -106,35 +106,28 @@ def test_bad_model_sources_give_clear_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.evalset
-def test_real_speech_is_batched_longest_first(engine: Qwen3Engine, speech_clips: list[Clip]) -> None:
+def test_real_speech_is_batched_longest_first(engine: Qwen3Engine, speech_clips_: list[Clip]) -> None:
     options = EngineOptions(batch_size=3, extra=QUICK)
     with PrefillSpy(engine) as spy:
-        results = engine.transcribe(speech_clips, options)
-    n = len(speech_clips)
-    assert len(results) == n
+        results = engine.transcribe(speech_clips_, options)
+    n = len(speech_clips_)
     assert spy.batches == [3] * (n // 3) + ([n % 3] if n % 3 else [])
     assert spy.audio_frames == sorted(spy.audio_frames, reverse=True), "clips go longest first"
-    for clip, result in zip(speech_clips, results, strict=True):
-        assert result.segments, "random weights still write text"
-        for seg in result.segments:
-            assert 0.0 <= seg.start <= seg.end <= clip.duration + 1e-6
-            assert seg.text and 0.0 < (seg.confidence or 0.0) <= 1.0
-        # Random weights never emit end-of-text, so every output runs into its budget and is flagged.
-        assert "truncated" in result.flags
+    assert_structure(speech_clips_, results)
     assert engine.stats.audio_s > 0 and engine.stats.generate_s > 0
 
 
 @pytest.mark.evalset
-def test_output_budget_follows_the_clip_length(engine: Qwen3Engine, speech_clips: list[Clip]) -> None:
-    clip = max(speech_clips, key=lambda c: c.duration)
+def test_output_budget_follows_the_clip_length(engine: Qwen3Engine, speech_clips_: list[Clip]) -> None:
+    clip = max(speech_clips_, key=lambda c: c.duration)
     before = engine.stats.new_tokens
     engine.transcribe([clip], EngineOptions(extra={"recover": False, "tokens_per_second": 2, "token_margin": 1}))
     assert engine.stats.new_tokens - before == int(np.ceil(clip.duration * 2)) + 1
 
 
 @pytest.mark.evalset
-def test_hotwords_and_forced_language_reach_the_prompt(engine: Qwen3Engine, speech_clips: list[Clip]) -> None:
-    clips = speech_clips[:2]
+def test_hotwords_and_forced_language_reach_the_prompt(engine: Qwen3Engine, speech_clips_: list[Clip]) -> None:
+    clips = speech_clips_[:2]
     options = EngineOptions(language="en", hotwords=("Acme Bank", "chargeback"), extra=QUICK)
     with PrefillSpy(engine) as spy:
         results = engine.transcribe(clips, options)
@@ -180,8 +173,8 @@ def test_runaway_output_is_split_then_retried_with_a_penalty(engine: Qwen3Engine
 
 
 @pytest.mark.evalset
-def test_word_timestamps_from_the_forced_aligner(engine: Qwen3Engine, speech_clips: list[Clip]) -> None:
-    clips = speech_clips[:3]
+def test_word_timestamps_from_the_forced_aligner(engine: Qwen3Engine, speech_clips_: list[Clip]) -> None:
+    clips = speech_clips_[:3]
     results = engine.transcribe(clips, EngineOptions(timestamps="word", extra=QUICK))
     for clip, result in zip(clips, results, strict=True):
         words = [w for seg in result.segments for w in seg.words]

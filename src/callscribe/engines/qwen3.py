@@ -1,10 +1,14 @@
-"""``qwen3``: Qwen3-ASR through the official qwen-asr package (transformers backend), batched over our clips.
+"""``qwen3``: Qwen3-ASR in this process, batched over our clips, for both checkpoint layouts.
 
 The model comes from a Hugging Face id (default ``Qwen/Qwen3-ASR-1.7B``), a ModelScope id (``hub="modelscope"``)
-or a local folder. Clips are bucketed by length and generated in batches of ``batch_size`` with an output budget
-sized from the audio length; a cut-off or looping output is retried (split at the quietest point, then a repetition
-penalty) and flagged. Hotwords become the model's context (system prompt). ``timestamps="word"`` adds word /
-character times from Qwen3-ForcedAligner.
+or a local folder. Its layout picks the library (:mod:`callscribe.engines.qwen3_load`): the original checkpoints
+run through qwen-asr, the transformers-native ``-hf`` ones (``Qwen/Qwen3-ASR-1.7B-hf``) through transformers >= 5.13;
+the library-specific parts sit behind :class:`callscribe.engines.qwen3_backend.Backend`. Clips are bucketed by
+length and generated in batches of ``batch_size`` (0 / None: chosen for the device) with an output budget sized
+from the audio length; a cut-off or looping output is retried (split at the quietest point, then a repetition
+penalty on the generated tokens only, never on the prompt's hotwords) and flagged. Hotwords become the model's
+context (system prompt). ``timestamps="word"`` adds word / character times from Qwen3-ForcedAligner (the aligner
+of the same layout by default).
 
 ``EngineOptions.extra`` keys: ``context`` (free text put before the hotwords), ``aligner`` (aligner id or folder),
 ``tokens_per_second`` / ``token_margin`` / ``max_new_tokens`` (the output budget), ``force_length`` (generate exactly
@@ -13,12 +17,12 @@ the budget: for benchmarks), ``recover`` (``False`` turns retries off), ``cache_
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,15 +30,24 @@ import numpy as np
 from callscribe.engines.base import (
     SAMPLE_RATE,
     Clip,
-    EngineError,
     EngineOptions,
     EngineResult,
     EngineSegment,
     register,
 )
-from callscribe.engines.qwen3_aligner import DEFAULT_ALIGNER, Aligner
+from callscribe.engines.qwen3_aligner import DEFAULT_ALIGNERS, load_aligner
+from callscribe.engines.qwen3_backend import MAX_NEW_TOKENS, AlignerLike, Backend, load_backend, pad_to_min
 from callscribe.engines.qwen3_lang import language_code, language_name
-from callscribe.engines.qwen3_load import DEFAULT_MODEL, INSTALL_HINT, available, resolve_model, torch_setup
+from callscribe.engines.qwen3_load import (
+    DEFAULT_MODEL,
+    available,
+    folder_layout,
+    model_layout,
+    require_library,
+    resolve_model,
+    torch_setup,
+)
+from callscribe.engines.qwen3_logits import confidence_recorder, generated_only_penalty
 from callscribe.engines.qwen3_recover import find_loop, quietest_split
 from callscribe.model import Word
 
@@ -43,13 +56,16 @@ log = logging.getLogger("callscribe")
 # Output budget: speech runs at about 3-5 tokens a second; twice that plus a margin only cuts off runaway output.
 TOKENS_PER_SECOND = 10.0
 TOKEN_MARGIN = 24
-MAX_NEW_TOKENS = 512
 # Shorter audio is zero-padded to this (the model's own minimum input).
 MIN_INPUT_S = 0.5
 # Clips at least this long are split in two when their output runs away; shorter ones get a repetition penalty.
 MIN_SPLIT_S = 2.0
 REPETITION_PENALTY = 1.2
-_ASR_TEXT_TAG = "<asr_text>"
+# batch_size 0 / None: qwen3_batch.auto_batch_size sizes batches of clips this long (it answers 4 off CUDA);
+# these are the fallbacks where that module is missing.
+AUTO_BATCH_CLIP_S = 30.0
+AUTO_BATCH_CUDA = 8
+AUTO_BATCH_CPU = 4
 
 
 @dataclass
@@ -109,49 +125,71 @@ class Qwen3Engine:
         compute_type: str = "auto",
         threads: int = 0,
         hub: str = "huggingface",
-        batch_size: int = 8,
+        batch_size: int | None = 8,
         aligner: str | None = None,
         attn_implementation: str = "sdpa",
     ) -> None:
-        if importlib.util.find_spec("qwen_asr") is None:
-            raise EngineError(f"qwen3: qwen-asr is not installed ({INSTALL_HINT})")
-        from qwen_asr import Qwen3ASRModel
-
         self.model_name = model or DEFAULT_MODEL
         self.hub = hub
-        self.device, self.dtype = torch_setup(device, compute_type, threads)
-        self.batch_size = max(1, batch_size)
-        self.aligner_name = aligner
-        self._aligner: Aligner | None = None
-        self.stats = Qwen3Stats()
         path = resolve_model(model, hub)
+        folder = Path(path)
+        self.layout = folder_layout(folder) if folder.is_dir() else model_layout(path, hub)
+        require_library(self.layout, f"{path} ({self.layout} layout)")
+        self.device, self.dtype = torch_setup(device, compute_type, threads)
+        self.aligner_name = aligner
+        self._aligner: AlignerLike | None = None
+        self.stats = Qwen3Stats()
+        self.backend: Backend = load_backend(
+            self.layout, path, self.device, self.dtype, max(1, batch_size or AUTO_BATCH_CUDA), attn_implementation
+        )
+        self.batch_size = batch_size if batch_size and batch_size > 0 else self._auto_batch_size()
+        log.info(
+            "qwen3: loaded %s (%s layout) on %s (%s), batch %d",
+            path,
+            self.layout,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            self.batch_size,
+        )
+
+    @property
+    def asr(self) -> Any:
+        """qwen-asr's ``Qwen3ASRModel`` (qwen-asr layout only; :attr:`backend` covers both layouts)."""
+        found = getattr(self.backend, "asr", None)
+        if found is None:
+            raise AttributeError(f"qwen3: a {self.layout}-layout model has no qwen-asr wrapper; use .backend")
+        return found
+
+    def batch_config(self) -> dict[str, Any]:
+        """The loaded model's config as config.json holds it (either layout): what batch sizing reads."""
+        return dict(self.backend.model.config.to_dict())
+
+    def _auto_batch_size(self) -> int:
+        fallback = AUTO_BATCH_CUDA if self.device.startswith("cuda") else AUTO_BATCH_CPU
         try:
-            self.asr = Qwen3ASRModel.from_pretrained(
-                path,
-                max_inference_batch_size=self.batch_size,
-                max_new_tokens=MAX_NEW_TOKENS,
-                dtype=self.dtype,
-                device_map=self.device,
-                attn_implementation=attn_implementation,
+            from callscribe.engines.qwen3_batch import auto_batch_size
+        except ImportError:
+            log.info("qwen3: no automatic batch sizing here; batch %d", fallback)
+            return fallback
+        try:
+            rows = auto_batch_size(
+                self.batch_config(),
+                self.device,
+                self.budget(AUTO_BATCH_CLIP_S, {}),
+                AUTO_BATCH_CLIP_S,
+                dtype_bytes=int(getattr(self.dtype, "itemsize", 2)),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise EngineError(f"qwen3: cannot load {path}: {exc}") from exc
-        tokenizer = self.asr.processor.tokenizer
-        self._eos = [i for i in tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"]) if i is not None]
-        self._pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        log.info("qwen3: loaded %s on %s (%s)", path, self.device, str(self.dtype).replace("torch.", ""))
+        except ValueError as exc:
+            log.warning("qwen3: cannot size batches from the model config (%s); batch %d", exc, fallback)
+            return fallback
+        return max(1, int(rows))
 
     def describe(self) -> str:
         return f"qwen3 {self.model_name} ({self.device}, {str(self.dtype).replace('torch.', '')})"
 
     def prompt(self, context: str, language: str | None) -> str:
         """The text prompt for one clip, built with the model's chat template (system = context)."""
-        messages = [
-            {"role": "system", "content": context},
-            {"role": "user", "content": [{"type": "audio", "audio": ""}]},
-        ]
-        text = self.asr.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return text + (f"language {language}{_ASR_TEXT_TAG}" if language else "")
+        return self.backend.prompt(context, language)
 
     def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]:
         forced = language_name(options.language)
@@ -217,11 +255,10 @@ class Qwen3Engine:
             p.words = ws
         self.stats.align_s += time.perf_counter() - started
 
-    def _get_aligner(self, extra: dict[str, Any]) -> Aligner:
-        name = str(extra.get("aligner") or self.aligner_name or DEFAULT_ALIGNER)
+    def _get_aligner(self, extra: dict[str, Any]) -> AlignerLike:
+        name = str(extra.get("aligner") or self.aligner_name or DEFAULT_ALIGNERS[self.layout])
         if self._aligner is None or self._aligner.path != name:
-            self._aligner = Aligner(resolve_model(name, self.hub), self.device, self.dtype)
-            self._aligner.path = name
+            self._aligner = load_aligner(resolve_model(name, self.hub), name, self.device, self.dtype)
         return self._aligner
 
     def _result(self, w: _ClipWork, forced: str | None) -> EngineResult:
@@ -272,31 +309,29 @@ class Qwen3Engine:
         import torch
 
         started = time.perf_counter()
-        min_len = int(MIN_INPUT_S * SAMPLE_RATE)
-        padded = [a if len(a) >= min_len else np.pad(a, (0, min_len - len(a))) for a in audios]
+        padded = pad_to_min(audios, MIN_INPUT_S)
         seconds = max(len(a) for a in padded) / SAMPLE_RATE
         budget = self.budget(seconds, extra)
-        processor = self.asr.processor
-        inputs = processor(text=[prompt] * len(padded), audio=padded, return_tensors="pt", padding=True)
-        inputs = inputs.to(self.asr.model.device).to(self.asr.model.dtype)
+        inputs = self.backend.inputs([prompt] * len(padded), padded)
+        prompt_length = int(inputs["input_ids"].shape[1])
         prepared = time.perf_counter()
-        recorder = _confidence_recorder()
+        recorder = confidence_recorder()
+        # The penalty (retries only) sees the generated tokens alone; the recorder reads the final scores.
+        processors = [generated_only_penalty(penalty, prompt_length)] if penalty else []
         kwargs: dict[str, Any] = {
             "max_new_tokens": budget,
-            "eos_token_id": self._eos,
-            "pad_token_id": self._pad,
+            "eos_token_id": self.backend.eos_ids,
+            "pad_token_id": self.backend.pad_id,
             "do_sample": False,
-            "logits_processor": [recorder],
+            "logits_processor": [*processors, recorder],
         }
-        if penalty:
-            kwargs["repetition_penalty"] = penalty
         if extra.get("force_length"):
             kwargs["min_new_tokens"] = budget
         if extra.get("cache_implementation"):
             kwargs["cache_implementation"] = extra["cache_implementation"]
         with torch.inference_mode():
-            generated = self.asr.model.generate(**inputs, **kwargs)
-        new = generated.sequences[:, inputs["input_ids"].shape[1] :].tolist()
+            sequences = self.backend.generate(inputs, **kwargs)
+        new = sequences[:, prompt_length:].tolist()
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         finished = time.perf_counter()
@@ -309,17 +344,15 @@ class Qwen3Engine:
         return results
 
     def _decode(self, row: list[int], r: int, budget: int, forced: str | None, recorder: Any) -> _Decoded:
-        from qwen_asr import parse_asr_output
-
-        ends = [row.index(e) for e in self._eos if e in row]
+        eos = self.backend.eos_ids
+        ends = [row.index(e) for e in eos if e in row]
         tokens = row[: min(ends)] if ends else row
         self.stats.new_tokens += len(tokens)
         truncated = not ends and len(row) >= budget
         loop = find_loop(tokens)
         if loop is not None:
             tokens = tokens[: loop.keep()]
-        raw = self.asr.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-        name, text = parse_asr_output(raw, user_language=forced)
+        name, text = self.backend.parse(tokens, forced)
         return _Decoded(
             text=text.strip(),
             language=language_code(name),
@@ -333,30 +366,6 @@ def _lang_name(code: str | None) -> str | None:
     return language_name(code) if code else None
 
 
-def _confidence_recorder() -> Any:
-    """A logits processor that records the best token's log-probability at every step (greedy decoding)."""
-    import torch
-    from transformers import LogitsProcessor
-
-    class _Recorder(LogitsProcessor):
-        def __init__(self) -> None:
-            self.steps: list[torch.Tensor] = []
-            self._table: torch.Tensor | None = None
-
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            self.steps.append(torch.log_softmax(scores.float(), dim=-1).max(dim=-1).values)
-            return scores
-
-        def confidence(self, row: int, length: int) -> float | None:
-            if not self.steps or length == 0:
-                return None
-            if self._table is None:
-                self._table = torch.stack(self.steps, dim=1).cpu()
-            return round(float(torch.exp(self._table[row, :length].mean())), 4)
-
-    return _Recorder()
-
-
 @register("qwen3", availability=available)
 def create_qwen3(
     model: str | None = None,
@@ -366,7 +375,7 @@ def create_qwen3(
     hub: str = "huggingface",
     base_url: str | None = None,
     concurrency: int = 4,
-    batch_size: int = 8,
+    batch_size: int | None = 8,
     aligner: str | None = None,
     **_ignored: Any,
 ) -> Qwen3Engine:

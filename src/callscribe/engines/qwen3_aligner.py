@@ -1,19 +1,28 @@
-"""Word / character timestamps for Qwen3-ASR text with Qwen3-ForcedAligner (through qwen-asr)."""
+"""Word / character timestamps for Qwen3-ASR text with Qwen3-ForcedAligner.
+
+The aligner has the same two checkpoint layouts as the ASR model: the original one runs through qwen-asr
+(:class:`Aligner`, here), the ``-hf`` one through transformers (:class:`callscribe.engines.qwen3_hf.HfAligner`).
+:func:`load_aligner` picks by the aligner checkpoint's own layout.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from callscribe.engines.base import SAMPLE_RATE, EngineError
+from callscribe.engines.qwen3_load import HF, QWEN_ASR, folder_layout, model_layout, require_library
 from callscribe.model import Word
 
 log = logging.getLogger("callscribe")
 
 DEFAULT_ALIGNER = "Qwen/Qwen3-ForcedAligner-0.6B"
+DEFAULT_ALIGNER_HF = "Qwen/Qwen3-ForcedAligner-0.6B-hf"
+DEFAULT_ALIGNERS = {QWEN_ASR: DEFAULT_ALIGNER, HF: DEFAULT_ALIGNER_HF}
 # The aligner's longest input (qwen_asr.inference.utils.MAX_FORCE_ALIGN_INPUT_SECONDS).
 ALIGNER_MAX_S = 180.0
 # The aligner splits words itself and needs a language; English covers space-separated text and CJK characters.
@@ -21,9 +30,10 @@ FALLBACK_LANGUAGE = "English"
 
 
 class Aligner:
-    """A loaded Qwen3-ForcedAligner that turns (clip audio, text) into :class:`Word` s relative to the clip."""
+    """A loaded Qwen3-ForcedAligner (qwen-asr layout) that turns (clip audio, text) into :class:`Word` s."""
 
     def __init__(self, path: str, device: str, dtype: Any) -> None:
+        require_library(QWEN_ASR, f"the forced aligner {path} (qwen-asr layout)")
         from qwen_asr import Qwen3ForcedAligner
 
         try:
@@ -55,13 +65,32 @@ class Aligner:
         return out
 
 
+def load_aligner(path: str, name: str, device: str, dtype: Any) -> Any:
+    """The aligner at ``path`` (a folder or hub id; ``name`` is what the user gave), by its own layout."""
+    folder = Path(path).expanduser()
+    layout = folder_layout(folder) if folder.is_dir() else model_layout(path)
+    if layout == HF:
+        from callscribe.engines.qwen3_hf import HfAligner
+
+        aligner: Any = HfAligner(path, device, dtype)
+    else:
+        aligner = Aligner(path, device, dtype)
+    aligner.path = name
+    return aligner
+
+
+def _field(item: Any, key: str) -> Any:
+    return item[key] if isinstance(item, Mapping) else getattr(item, key)
+
+
 def to_words(items: Sequence[Any], duration: float) -> tuple[Word, ...]:
-    """Aligner items -> words inside ``[0, duration]`` with non-decreasing times."""
+    """Aligner items (objects or dicts with ``text``, ``start_time``, ``end_time`` in seconds) -> words inside
+    ``[0, duration]`` with non-decreasing times."""
     words: list[Word] = []
     last = 0.0
     for item in items:
-        start = min(max(float(item.start_time), last), duration)
-        end = min(max(float(item.end_time), start), duration)
-        words.append(Word(text=str(item.text), start=round(start, 3), end=round(end, 3)))
+        start = min(max(float(_field(item, "start_time")), last), duration)
+        end = min(max(float(_field(item, "end_time")), start), duration)
+        words.append(Word(text=str(_field(item, "text")), start=round(start, 3), end=round(end, 3)))
         last = start
     return tuple(words)
