@@ -31,12 +31,12 @@ $(VENV_HF)/.test-ready: $(PY_HF) pyproject.toml
 	touch $@
 
 $(VENV)/.demo-ready: $(PY) pyproject.toml
-	$(PIP) install -q -e ".[offline,qa,eval]"
+	$(PIP) install -q -e ".[offline,qa,eval,server]"
 	touch $@
 
 $(VENV)/.test-ready: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[offline,eval,qa,qwen,diarize,test]"
+	$(PIP) install -q -e ".[offline,eval,qa,qwen,diarize,server,test]"
 	touch $@
 
 demo: $(VENV)/.demo-ready

@@ -1,0 +1,132 @@
+"""Search queries: parsed once, turned into a SQL condition for SQLite (FTS5) or PostgreSQL (tsvector).
+
+Syntax: words separated by spaces must all occur (AND); ``a OR b`` (or ``a | b``) either; ``-word`` or
+``NOT word`` must not occur; ``"..."`` a phrase: its words adjacent and in order. OR binds tighter than the
+implicit AND (``退款 账单 OR 发票`` is 退款 AND (账单 OR 发票)). A word is tokenized like the utterances (jieba
+search mode, dictionary bigrams and single characters, see :mod:`callscribe.store.tokens`) and matched as
+written: Chinese text in a query is found where it was said, with its characters in that order (``退款账单`` finds
+退款账单, not 退款 ... 账单: type ``退款 账单`` for both anywhere); English words match whole words. Operators are
+upper case; ``or`` and ``not`` are ordinary words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Boolean, ColumnElement, and_, false, func, literal_column, not_, or_, select, table
+
+from callscribe.store.models import UtteranceRow
+from callscribe.store.records import QueryError
+from callscribe.store.tokens import Tokenizer, phrase_pattern
+
+_LEX = re.compile(r'"([^"]*)"?|(\S+)')
+
+
+@dataclass(frozen=True)
+class Atom:
+    tokens: tuple[str, ...]  # all among the utterance's search tokens
+    patterns: tuple[str, ...] = ()  # LIKE patterns over utterances.norm (CJK runs as written, phrases)
+    marks: tuple[str, ...] = ()  # what snippets mark
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """``clauses`` are AND-ed; the atoms of one clause are OR-ed."""
+
+    text: str
+    clauses: tuple[tuple[Atom, ...], ...]
+
+    @property
+    def marks(self) -> set[str]:
+        """What a hit's snippet marks: the words and CJK runs of the positive terms."""
+        return {m for clause in self.clauses for a in clause if not a.negated for m in a.marks}
+
+
+def parse(query: str, tokenizer: Tokenizer) -> Query:
+    """Parse a query; :class:`QueryError` (one line) when it has nothing to look for."""
+    items: list[tuple[str, str]] = []  # (kind, value): kind is "word", "phrase", "or", "not"
+    for m in _LEX.finditer(query):
+        phrase, word = m.group(1), m.group(2)
+        if phrase is not None:
+            items.append(("phrase", phrase))
+        elif word in ("OR", "|"):
+            items.append(("or", word))
+        elif word == "NOT":
+            items.append(("not", word))
+        elif word == "AND":
+            continue
+        elif word.startswith("-") and len(word) > 1:
+            items.append(("not", "-"))
+            items.append(("word", word[1:]))
+        else:
+            items.append(("word", word))
+    clauses: list[list[Atom]] = []
+    negate, join = False, False
+    for kind, value in items:
+        if kind == "not":
+            negate = True
+            continue
+        if kind == "or":
+            join = bool(clauses)
+            continue
+        atom = _atom(kind, value, negate, tokenizer)
+        negate = False
+        if atom is None:
+            join = False
+            continue
+        if join and clauses:
+            clauses[-1].append(atom)
+        else:
+            clauses.append([atom])
+        join = False
+    shown = " ".join(query.split())
+    if not clauses:
+        raise QueryError(f"search query {shown!r} has no words to look for")
+    if not any(not a.negated for c in clauses for a in c):
+        raise QueryError(f"search query {shown!r} only says what to leave out (NOT / -word): add a word to find")
+    return Query(query, tuple(tuple(c) for c in clauses))
+
+
+def _atom(kind: str, value: str, negated: bool, tokenizer: Tokenizer) -> Atom | None:
+    terms = tokenizer.query_terms(value)
+    if not terms.tokens:
+        return None
+    if kind == "phrase":
+        patterns: tuple[str, ...] = (phrase_pattern(value),)
+    else:
+        patterns = tuple(f"%{run}%" for run in terms.runs)
+    return Atom(terms.tokens, patterns, terms.marks, negated)
+
+
+def _fts5_string(tokens: tuple[str, ...]) -> str:
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in tokens)
+
+
+def _tsquery_string(tokens: tuple[str, ...]) -> str:
+    return " & ".join("'" + t.replace("'", "''") + "'" for t in tokens)
+
+
+def condition(q: Query, dialect: str) -> ColumnElement[bool]:
+    """The SQL condition on ``utterances`` that a matching utterance meets."""
+    if dialect not in ("sqlite", "postgresql"):  # pragma: no cover - Store refuses other databases first
+        raise QueryError(f"search is not supported on {dialect}")
+    ands = []
+    for clause in q.clauses:
+        ors = [_atom_condition(a, dialect) for a in clause]
+        ands.append(or_(*ors) if len(ors) > 1 else ors[0])
+    return and_(*ands) if ands else false()
+
+
+def _atom_condition(atom: Atom, dialect: str) -> ColumnElement[bool]:
+    if dialect == "sqlite":
+        fts = table("utterances_fts")
+        match = literal_column("utterances_fts").op("MATCH", return_type=Boolean)(_fts5_string(atom.tokens))
+        found: ColumnElement[bool] = UtteranceRow.id.in_(select(literal_column("rowid")).select_from(fts).where(match))
+    else:
+        vector = literal_column("utterances.search_vector")
+        found = vector.op("@@", return_type=Boolean)(func.to_tsquery("simple", _tsquery_string(atom.tokens)))
+    if atom.patterns:
+        found = and_(found, *(UtteranceRow.norm.like(p) for p in atom.patterns))
+    return not_(found) if atom.negated else found
