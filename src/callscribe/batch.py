@@ -5,6 +5,8 @@ result-affecting options. A call's files are replaced as one set (:class:`~calls
 JSON last), so a run killed at any point, even with ``kill -9``, leaves either the old set or the new one, and the
 next run neither loses nor repeats anything. A file that cannot be used, a failed write, a failed QA are one line
 for that call and the batch goes on; a full disk stops the run cleanly, saying what was and was not done.
+With a store sink (``--db``) each call also goes into the database right after its files (see
+:mod:`callscribe.batch_db`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callscribe.audio.files import AudioError, add_progress_listener, open_regular
 from callscribe.batch_inputs import HIDDEN_PREFIXES, MEDIA_SUFFIXES, Job, discover
@@ -30,10 +32,13 @@ from callscribe.batch_store import (
     previous,
     write_failure,
 )
-from callscribe.model import Transcript
+from callscribe.model import QAResult, Transcript
 from callscribe.options import Options
 from callscribe.outputs.writers import QA_SUFFIX, REDACTED_SUFFIX, WRITERS, OutputSet
 from callscribe.pipeline import CallError, Pipeline, one_line
+
+if TYPE_CHECKING:
+    from callscribe.batch_db import StoreSink
 
 log = logging.getLogger("callscribe")
 
@@ -117,12 +122,17 @@ def run_batch(
     jobs: list[Job] | None = None,
     on_progress: ProgressHook | None = None,
     on_activity: ActivityHook | None = None,
+    sink: StoreSink | None = None,
 ) -> RunSummary:
-    """Transcribe every recording under ``paths`` into ``out_dir``; see the module docstring for the guarantees."""
+    """Transcribe every recording under ``paths`` into ``out_dir``; see the module docstring for the guarantees.
+
+    With a ``sink`` (:class:`~callscribe.batch_db.StoreSink`) each call also goes into the call store as it
+    finishes, and calls already done in the folder but missing from the store are stored without transcribing.
+    """
     out = Path(out_dir)
     check_writable(out)
     with OutputLock(out):
-        return run_locked(paths, out, options, pipeline, jobs, on_progress, on_activity)
+        return run_locked(paths, out, options, pipeline, jobs, on_progress, on_activity, sink)
 
 
 def run_locked(
@@ -133,6 +143,7 @@ def run_locked(
     jobs: list[Job] | None = None,
     on_progress: ProgressHook | None = None,
     on_activity: ActivityHook | None = None,
+    sink: StoreSink | None = None,
 ) -> RunSummary:
     """:func:`run_batch` for a caller that already holds ``OutputLock(out)`` (it loads the model after locking)."""
     t_start = time.perf_counter()
@@ -181,7 +192,7 @@ def run_locked(
                 fail(CallError(str(job.path), "output", prev.foreign), job)
                 continue
             if prev.transcript is not None:
-                err = _complete(prev.transcript, out, job, options)
+                err = _complete(prev.transcript, out, job, options, sink)
                 if err is not None:
                     fail(err, job)
                     continue
@@ -204,7 +215,7 @@ def run_locked(
                 fail(item, by_path.get(item.path) or Job(Path(item.path), Path(item.path).stem))
             else:
                 job = by_path[item.call.path]
-                err = _finish(item, out, job, options)
+                err = _finish(item, out, job, options, sink)
                 if err is not None:
                     fail(err, job)
                 else:
@@ -231,15 +242,17 @@ def _counting(pipeline: Pipeline, hook: ActivityHook) -> Pipeline:
     return counted
 
 
-def _finish(t: Transcript, out: Path, job: Job, options: Options) -> CallError | None:
-    """QA, redacted audio and every format of a new transcript, replacing the call's earlier set as one."""
+def _finish(t: Transcript, out: Path, job: Job, options: Options, sink: StoreSink | None = None) -> CallError | None:
+    """QA, redacted audio and every format of a new transcript, replacing the call's earlier set as one; then the
+    call (with its QA) into the store."""
     files = OutputSet(out, job.stem)
+    qa = None
     try:
         qa_error = None
         if options.qa:
-            t, qa_text, qa_error = _qa(t, job, options)
-            if qa_text is not None:
-                files.add_text(QA_SUFFIX, qa_text)
+            t, qa, qa_error = _qa(t, job, options)
+            if qa is not None:
+                files.add_text(QA_SUFFIX, _qa_text(qa))
         if options.redact_audio:
             _redact_audio(t, files.temp_for(REDACTED_SUFFIX))
         files.add_transcript(t, options.formats)
@@ -247,29 +260,44 @@ def _finish(t: Transcript, out: Path, job: Job, options: Options) -> CallError |
     except Exception as exc:
         files.discard()
         return _not_written(job, exc)
+    if sink is not None:
+        return _stored(job, lambda: sink.put(t, qa)) or qa_error
     return qa_error
 
 
-def _complete(t: Transcript, out: Path, job: Job, options: Options) -> CallError | None:
-    """A call already done: write the formats, QA result and redacted audio asked for now but missing."""
+def _complete(t: Transcript, out: Path, job: Job, options: Options, sink: StoreSink | None = None) -> CallError | None:
+    """A call already done: write the formats, QA result and redacted audio asked for now but missing; store the
+    call when the store lacks it or its QA is new."""
     files = OutputSet(out, job.stem)
+    qa = None
     try:
         missing = [f for f in options.formats if not files.final(WRITERS[f].suffix).is_file()]
         qa_error = None
         if options.qa and not files.final(QA_SUFFIX).is_file():
-            _, qa_text, qa_error = _qa(t, job, options)
-            if qa_text is not None:
-                files.add_text(QA_SUFFIX, qa_text)
+            _, qa, qa_error = _qa(t, job, options)
+            if qa is not None:
+                files.add_text(QA_SUFFIX, _qa_text(qa))
         if options.redact_audio and not files.final(REDACTED_SUFFIX).is_file():
             _redact_audio(t, files.temp_for(REDACTED_SUFFIX))
-        if not missing and not files.staged:
-            return qa_error
-        files.add_transcript(t, missing)
-        files.commit(replace_all=False)
+        if missing or files.staged:
+            files.add_transcript(t, missing)
+            files.commit(replace_all=False)
     except Exception as exc:
         files.discard()
         return _not_written(job, exc)
+    if sink is not None:
+        return _stored(job, lambda: sink.ensure(t, out, job.stem, qa)) or qa_error
     return qa_error
+
+
+def _stored(job: Job, put: Callable[[], object]) -> CallError | None:
+    """Run one store write; a failure is one line for the call (its files are written: a rerun stores it)."""
+    try:
+        put()
+    except Exception as exc:
+        log.debug("store write failed", exc_info=True)
+        return CallError(str(job.path), "store", f"{job.path}: not stored in the database ({one_line(exc)})")
+    return None
 
 
 def _not_written(job: Job, exc: Exception) -> CallError:
@@ -287,8 +315,12 @@ def _redact_audio(t: Transcript, target: Path) -> None:
     redact_audio(t.call.path, spans, target)
 
 
-def _qa(t: Transcript, job: Job, options: Options) -> tuple[Transcript, str | None, CallError | None]:
-    """QA of one call: the transcript (timings updated), the ``.qa.json`` text, or the one-line reason it failed."""
+def _qa_text(result: QAResult) -> str:
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def _qa(t: Transcript, job: Job, options: Options) -> tuple[Transcript, QAResult | None, CallError | None]:
+    """QA of one call: the transcript (timings updated), the result, or the one-line reason it failed."""
     from callscribe.extras import MissingExtra
 
     t0 = time.perf_counter()
@@ -305,5 +337,4 @@ def _qa(t: Transcript, job: Job, options: Options) -> tuple[Transcript, str | No
     except Exception as exc:
         log.debug("QA failed", exc_info=True)
         return t, None, CallError(str(job.path), "qa", f"{job.path}: QA failed: {one_line(exc)}")
-    text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n"
-    return replace(t, timings={**t.timings, "qa": round(time.perf_counter() - t0, 4)}), text, None
+    return replace(t, timings={**t.timings, "qa": round(time.perf_counter() - t0, 4)}), result, None

@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from callscribe.outputs.writers import parse_formats
 from callscribe.pipeline import Pipeline
 from callscribe.text.glossary import Glossary, GlossaryError
 from callscribe.text.script import validate_script
+
+if TYPE_CHECKING:
+    from callscribe.batch_db import StoreSink
 
 app = typer.Typer(
     name="callscribe",
@@ -65,6 +68,7 @@ COMMAND_MODULES = (
     "callscribe.eval.bench",
     "callscribe.qa.cli",
     "callscribe.qa.cli_insights",
+    "callscribe.cli_store",
 )
 
 
@@ -176,6 +180,18 @@ def transcribe(
     zh_script: Annotated[
         str, typer.Option("--zh-script", help="Mandarin text in simplified, traditional or keep (as heard).")
     ] = "simplified",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", envvar="CALLSCRIBE_DB", help="Also store each call in this database (URL; default $CALLSCRIBE_DB)."
+        ),
+    ] = None,
+    metadata: Annotated[
+        Path | None, typer.Option("--metadata", help="CSV of call metadata for --db: file, agent_id, call_time, queue.")
+    ] = None,
+    name_pattern: Annotated[
+        str | None, typer.Option("--name-pattern", help="Metadata for --db from names: '{agent_id}_{call_time}'.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Transcribe recordings into OUTPUT: one transcript per call, resumable, errors in errors.jsonl."""
@@ -196,18 +212,37 @@ def transcribe(
         raise fail(f"--qa: {exc}") from None
     except (GlossaryError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    sink = _store_sink(db, metadata, name_pattern)  # the database is checked before the model loads
     try:
         check_writable(output)
         with OutputLock(output):  # before the model loads: a second run into the same folder stops at once
-            summary = _locked_run(paths, output, options)
+            summary = _locked_run(paths, output, options, sink)
     except PermissionError as exc:
         raise fail(str(exc)) from None
+    finally:
+        if sink is not None:
+            sink.store.close()
     _print_summary(summary, output)
+    if sink is not None:
+        err.print(f"database: {sink.added} calls stored ({sink.new} new)", highlight=False, soft_wrap=True)
     if summary.failed or summary.stopped:
         raise typer.Exit(1)
 
 
-def _locked_run(paths: list[Path], output: Path, options: Options) -> RunSummary:
+def _store_sink(db: str | None, metadata: Path | None, name_pattern: str | None) -> StoreSink | None:
+    """The call store for ``--db`` with its metadata source, opened and checked now (one line and exit 2 if not)."""
+    if not db:
+        if metadata is not None or name_pattern is not None:
+            raise fail("--metadata and --name-pattern describe calls in the database: give --db URL too")
+        return None
+    from callscribe.batch_db import StoreSink
+    from callscribe.cli_store import load_metadata, open_store
+
+    meta = load_metadata(metadata, name_pattern)
+    return StoreSink(open_store(db), meta)
+
+
+def _locked_run(paths: list[Path], output: Path, options: Options, sink: StoreSink | None = None) -> RunSummary:
     from callscribe.cli_progress import BatchProgress
 
     jobs, not_audio = discover(paths, output)
@@ -231,6 +266,7 @@ def _locked_run(paths: list[Path], output: Path, options: Options) -> RunSummary
             jobs,
             on_progress=progress.on_progress,
             on_activity=progress.on_activity,
+            sink=sink,
         )
     summary.not_audio = not_audio
     return summary
