@@ -69,6 +69,7 @@ COMMAND_MODULES = (
     "callscribe.qa.cli",
     "callscribe.qa.cli_insights",
     "callscribe.cli_store",
+    "callscribe.server.cli",
 )
 
 

@@ -1,0 +1,89 @@
+"""``callscribe keys create|list|revoke``: API keys kept in the call store (only their sha256 is stored)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from callscribe.server.scopes import SCOPES
+
+keys_app = typer.Typer(help="API keys for callscribe serve, kept in the call store.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DB_HELP = "Database URL, as for serve --db (default: $CALLSCRIBE_DB)."
+DbOption = Annotated[str | None, typer.Option("--db", envvar="CALLSCRIBE_DB", help=DB_HELP, show_envvar=False)]
+
+
+def parse_scopes(spec: str) -> str:
+    """``ingest,review`` → the same, checked and in a fixed order; one-line ``ValueError`` for an unknown scope."""
+    given = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    unknown = sorted(set(given) - set(SCOPES))
+    if unknown or not given:
+        raise ValueError(f"--scope: unknown scope {', '.join(unknown) or '(none)'}; use some of {', '.join(SCOPES)}")
+    return ",".join(s for s in SCOPES if s in given)
+
+
+@keys_app.command("create")
+def create_command(
+    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    scope: Annotated[str, typer.Option(help=f"Comma-separated scopes: {', '.join(SCOPES)}.")] = "ingest",
+    db: DbOption = None,
+) -> None:
+    """Create a key and print it once (it cannot be shown again)."""
+    from callscribe.cli import fail
+    from callscribe.cli_store import open_store
+
+    try:
+        scopes = parse_scopes(scope)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    store = open_store(db)
+    try:
+        record, key = store.create_key(name, scope=scopes)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    err.print(f"key {escape(record.name)} ({escape(scopes)}); keep it now, it is not shown again:", highlight=False)
+    out.print(key, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def list_command(db: DbOption = None) -> None:
+    """The keys: name, scopes, prefix, created, revoked."""
+    from callscribe.cli_store import open_store
+
+    store = open_store(db)
+    try:
+        keys = store.api_keys()
+    finally:
+        store.close()
+    table = Table("name", "scopes", "prefix", "created", "revoked", box=None)
+    for k in keys:
+        revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ("yes" if k.revoked else "")
+        table.add_row(escape(k.name), k.scope, k.prefix + "…", k.created_at.isoformat(timespec="seconds"), revoked)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_command(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    from callscribe.cli import fail
+    from callscribe.cli_store import open_store
+
+    store = open_store(db)
+    try:
+        revoked = store.revoke_key(name)
+    finally:
+        store.close()
+    if not revoked:
+        raise fail(f"no active key named {name!r}")
+    err.print(f"key {escape(name)} revoked", highlight=False)
