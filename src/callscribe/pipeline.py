@@ -11,76 +11,37 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from callscribe import coverage
+from callscribe.clip_pool import ClipPool
 from callscribe.engines import base as engines
 from callscribe.engines.base import Clip, Engine, EngineOptions, EngineResult
 from callscribe.model import CallInfo, Redaction, Span, Transcript, Utterance, Word
 from callscribe.options import Options
+from callscribe.pipeline_types import CallError, StageError, _Call, one_line, sha256_file
 from callscribe.terms import check_terms
 from callscribe.text.glossary import Glossary
 from callscribe.utterances import build_utterances
 
 log = logging.getLogger("callscribe")
 
-# Clips per engine call (the engine batches within it), and the batch size engines are built with when the
-# options leave it to them.
+# Clips per engine call at least (the engine batches within it). Engines are built with the options' batch size;
+# 0 leaves it to them (qwen3 sizes it from the device's free memory, whisper from the device).
 MIN_CLIPS_PER_ENGINE_CALL = 32
-DEFAULT_ENGINE_BATCH = 8
+# Clips gathered across calls before any of them is heard, in engine batches (engines that pad rows to a batch
+# say how many with a ``batch_size`` attribute). The pool is sorted by duration and heard one batch per engine call,
+# so each batch holds clips of similar length: less padding, no short clip decoding until a long one ends.
+POOL_FACTOR = 4
+# Calls whose decoded audio stays open while their clips wait in the pool (besides ``lookahead`` being prepared).
+MAX_OPEN_CALLS = 64
+# False hands the engine the whole pool in one call and lets it sort (the benchmark compares the two).
+BUCKETS_IN_PIPELINE = True
 _NO_AUDIO = np.zeros(0, np.float32)
-
-
-@dataclass(frozen=True)
-class CallError:
-    """Why one call failed: a stage name and a one-line reason that names the file."""
-
-    path: str
-    stage: str
-    reason: str
-
-    def __str__(self) -> str:
-        return self.reason if self.reason.startswith(self.path) else f"{self.path}: {self.reason}"
-
-
-class StageError(Exception):
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-@dataclass
-class _Call:
-    """A call on its way through: prepared audio, its clip generator, and the results gathered so far."""
-
-    info: CallInfo
-    audio: Any  # callscribe.audio.DecodedAudio
-    plan: Any  # callscribe.speakers.stage.SpeakerPlan
-    clips: Iterator[Clip]
-    timings: dict[str, float]
-    notes: list[str] = field(default_factory=list)
-    results: list[tuple[Clip, EngineResult]] = field(default_factory=list)
-    uncovered: list[tuple[Clip, Span]] = field(default_factory=list)  # speech left without text after recovery
-    exhausted: bool = False
-
-
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Pipeline:
@@ -115,7 +76,7 @@ class Pipeline:
                 hub=o.hub,
                 base_url=o.base_url,
                 concurrency=o.concurrency,
-                batch_size=o.batch_size or DEFAULT_ENGINE_BATCH,
+                batch_size=o.batch_size,
             )
         return self._engine
 
@@ -188,6 +149,8 @@ class Pipeline:
         checked = check_terms(built.utterances, self.glossary, lambda us: self._reread(call, us, biased=True))
         utterances = checked.utterances
         notes = [*call.notes, *built.notes, *checked.notes]
+        engine_notes = dict.fromkeys(note for _, result in call.results for note in result.notes)  # once per call
+        notes += [note for note in engine_notes if note not in notes]
         languages = [u.language for u in utterances if u.language]
         language = self.options.language or (max(set(languages), key=languages.count) if languages else None)
         timings = dict(call.timings)
@@ -197,8 +160,6 @@ class Pipeline:
             utterances=tuple(utterances),
             engine=self._engine.describe() if self._engine is not None else str(self.engine_name),
             language=language,
-        engine_notes = dict.fromkeys(note for _, result in call.results for note in result.notes)  # once per call
-        notes += [note for note in engine_notes if note not in notes]
             options={**self.options.to_dict(), "result_key": self.options.result_key()},
             timings=timings,
             hotwords_found=checked.found,
@@ -328,17 +289,31 @@ class Pipeline:
         workers: int = 2,
         lookahead: int = 8,
         on_clip_batch: Callable[[int], None] | None = None,
+        pool_factor: int | None = None,
     ) -> Iterator[Transcript | CallError]:
-        """Yield a Transcript or a CallError per source, batching engine work across calls.
+        """Yield a Transcript or a CallError per source as each call finishes, batching engine work across calls.
 
-        Decoding and VAD of the next ``lookahead`` calls run in ``workers`` threads while the engine works.
+        Decoding and VAD of the next ``lookahead`` calls run in ``workers`` threads while the engine works. Clips
+        wait in a pool gathered across calls. When the engine pads rows to a batch of ``B`` (it has ``batch_size``)
+        the pool holds ``max(MIN_CLIPS_PER_ENGINE_CALL, pool_factor * B)`` clips (``pool_factor`` defaults to
+        ``POOL_FACTOR``); it is sorted by duration and heard one batch per engine call, so a batch holds clips of
+        similar length from several calls. Other engines get ``max(MIN_CLIPS_PER_ENGINE_CALL, batch_size)`` clips
+        per call in arrival order. A call is finished, and yielded, as soon as its last clip is heard; when an
+        engine call fails, each call in it is tried alone and only the calls that fail again are lost.
+
+        Memory: the audio of at most one pool of clips (each at most ``max_clip_s``; a heard clip drops its
+        samples) plus one clip read ahead per call, and the decoded audio of at most ``MAX_OPEN_CALLS`` calls with
+        clips in the pool besides the ``lookahead`` being prepared.
         """
-        batch_clips = max(MIN_CLIPS_PER_ENGINE_CALL, self.options.batch_size)
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="callscribe-prep")
+        executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="callscribe-prep")
         pending: list[tuple[str, Future[_Call]]] = []
         source_iter = iter(sources)
         active: list[_Call] = []
         engine_time: dict[int, float] = {}
+        pool: ClipPool[_Call] = ClipPool()
+        sizing: list[int | None] = []  # the engine's batch, once known (None: it does not batch rows)
+        per_call = max(MIN_CLIPS_PER_ENGINE_CALL, self.options.batch_size)
+        factor = POOL_FACTOR if pool_factor is None else max(1, pool_factor)
 
         def refill() -> None:
             while len(pending) < max(1, lookahead):
@@ -347,52 +322,76 @@ class Pipeline:
                 except StopIteration:
                     return
                 label = "<array>" if isinstance(src, np.ndarray) else str(src)
-                pending.append((label, pool.submit(self.prepare, src, sample_rate=sample_rate, sha=sha)))
+                pending.append((label, executor.submit(self.prepare, src, sample_rate=sample_rate, sha=sha)))
+
+        def engine_batch() -> int | None:
+            if not sizing:  # asked once a call is ready: a run whose every file fails never loads the engine
+                try:
+                    size = getattr(self.engine, "batch_size", None)
+                except Exception:  # _hear meets the same error and reports it for every call
+                    size = None
+                sizing.append((self.options.batch_size or size) if isinstance(size, int) and size > 0 else None)
+            return sizing[0]
+
+        def gather() -> Iterator[CallError]:
+            while True:
+                if active:
+                    batch = engine_batch()
+                    size = max(MIN_CLIPS_PER_ENGINE_CALL, factor * batch) if batch else per_call
+                    for call in active:
+                        pool.pull(call, size)
+                    if len(pool) >= size or len(active) >= MAX_OPEN_CALLS:
+                        return
+                if not pending:
+                    return
+                label, fut = pending.pop(0)
+                refill()
+                try:
+                    active.append(fut.result())
+                except StageError as exc:
+                    yield CallError(label, exc.stage, str(exc))
+                except Exception as exc:
+                    yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
+
+        def drop(call: _Call) -> None:
+            active[:] = [c for c in active if c is not call]
+            pool.drop(call)
+
+        def finish() -> Iterator[Transcript | CallError]:
+            for call in [c for c in active if pool.done(c)]:
+                drop(call)
+                try:
+                    yield self.assemble(call, engine_time.pop(id(call), 0.0))
+                except Exception as exc:
+                    log.debug("assembly failed", exc_info=True)
+                    yield CallError(call.info.path, "postprocess", _with_path(call.info.path, one_line(exc)))
+                finally:
+                    call.audio.close()
 
         try:
             refill()
             while True:
-                batch: list[tuple[_Call, Clip]] = []
-                while len(batch) < batch_clips:
-                    for call in active:
-                        while not call.exhausted and len(batch) < batch_clips:
-                            clip = next(call.clips, None)
-                            if clip is None:
-                                call.exhausted = True
-                            else:
-                                batch.append((call, clip))
-                    if len(batch) >= batch_clips or not pending:
-                        break
-                    label, fut = pending.pop(0)
-                    refill()
-                    try:
-                        active.append(fut.result())
-                    except StageError as exc:
-                        yield CallError(label, exc.stage, str(exc))
-                    except Exception as exc:
-                        yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
-                if batch:
-                    for call, exc in self._hear(batch, engine_time):
-                        active.remove(call)
+                yield from gather()
+                if not len(pool) and not pending and not active:
+                    return
+                for group in pool.groups(sizing[0] if sizing and BUCKETS_IN_PIPELINE else None):
+                    group = [(call, clip) for call, clip in group if pool.holds(call)]  # its call may have failed
+                    if not group:
+                        continue
+                    for call, exc in self._hear(group, engine_time):
+                        drop(call)
+                        engine_time.pop(id(call), None)
                         call.audio.close()
                         yield CallError(call.info.path, "engine", _with_path(call.info.path, one_line(exc)))
+                    pool.heard(group)
                     if on_clip_batch is not None:
-                        on_clip_batch(len(batch))
-                for call in [c for c in active if c.exhausted]:
-                    active.remove(call)
-                    try:
-                        yield self.assemble(call, engine_time.pop(id(call), 0.0))
-                    except Exception as exc:
-                        log.debug("assembly failed", exc_info=True)
-                        yield CallError(call.info.path, "postprocess", _with_path(call.info.path, one_line(exc)))
-                    finally:
-                        call.audio.close()
-                if not batch and not pending and not active:
-                    return
+                        on_clip_batch(len(group))
+                    yield from finish()
+                yield from finish()  # calls without speech
         finally:
             for call in active:
                 call.audio.close()
-            pool.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _with_path(path: str, reason: str) -> str:
