@@ -36,7 +36,7 @@ $(VENV)/.demo-ready: $(PY) pyproject.toml
 
 $(VENV)/.test-ready: $(PY) pyproject.toml
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[offline,eval,qa,qwen,diarize,server,test]"
+	$(PIP) install -q -e ".[offline,eval,qa,qwen,diarize,server,ray,test]"
 	touch $@
 
 demo: $(VENV)/.demo-ready

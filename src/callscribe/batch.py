@@ -39,6 +39,7 @@ from callscribe.pipeline import CallError, Pipeline, one_line
 
 if TYPE_CHECKING:
     from callscribe.batch_db import StoreSink
+    from callscribe.executors.base import Executor
 
 log = logging.getLogger("callscribe")
 
@@ -118,7 +119,7 @@ def run_batch(
     out_dir: str | Path,
     options: Options,
     *,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | Executor | None = None,
     jobs: list[Job] | None = None,
     on_progress: ProgressHook | None = None,
     on_activity: ActivityHook | None = None,
@@ -128,6 +129,8 @@ def run_batch(
 
     With a ``sink`` (:class:`~callscribe.batch_db.StoreSink`) each call also goes into the call store as it
     finishes, and calls already done in the folder but missing from the store are stored without transcribing.
+    ``pipeline`` may be another executor (:class:`~callscribe.executors.base.Executor`, e.g. the Ray executor):
+    the same skipping, outputs, store and errors, with the calls transcribed wherever it runs them.
     """
     out = Path(out_dir)
     check_writable(out)
@@ -139,7 +142,7 @@ def run_locked(
     paths: Sequence[str | Path],
     out: Path,
     options: Options,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | Executor | None = None,
     jobs: list[Job] | None = None,
     on_progress: ProgressHook | None = None,
     on_activity: ActivityHook | None = None,
@@ -153,7 +156,7 @@ def run_locked(
     summary.total = len(jobs)
     errors = ErrorLog(out)
     pipeline = pipeline or Pipeline(options)
-    if on_activity is not None:
+    if on_activity is not None and isinstance(pipeline, Pipeline):  # other executors report per call only
         pipeline = _counting(pipeline, on_activity)
     by_path: dict[str, Job] = {}
     finished: set[str] = set()

@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from callscribe.batch import OutputLock, RunSummary, check_writable, discover, run_locked
 from callscribe.engines.base import EngineError
+from callscribe.executors.ray_cli import ray_settings, start_ray
 from callscribe.extras import MissingExtra, extra_for, missing_extra_message, require
 from callscribe.options import Options
 from callscribe.outputs.writers import parse_formats
@@ -24,6 +25,7 @@ from callscribe.text.script import validate_script
 
 if TYPE_CHECKING:
     from callscribe.batch_db import StoreSink
+    from callscribe.executors.base import Executor
 
 app = typer.Typer(
     name="callscribe",
@@ -70,6 +72,7 @@ COMMAND_MODULES = (
     "callscribe.qa.cli_insights",
     "callscribe.cli_store",
     "callscribe.server.cli",
+    "callscribe.cli_stream",
 )
 
 
@@ -193,6 +196,22 @@ def transcribe(
     name_pattern: Annotated[
         str | None, typer.Option("--name-pattern", help="Metadata for --db from names: '{agent_id}_{call_time}'.")
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this machine) or ray (a Ray cluster; needs the ray extra).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to join: auto or ray://HOST:10001 (default: a local Ray)."),
+    ] = None,
+    gpus_per_engine: Annotated[
+        float, typer.Option(help="GPUs per engine actor with --executor ray (a fraction shares a GPU).")
+    ] = 1.0,
+    cpu_workers: Annotated[
+        int, typer.Option(help="CPUs for decoding and speakers with --executor ray (0 = all; a local Ray gets these).")
+    ] = 0,
+    engine_actors: Annotated[
+        int, typer.Option(help="Engine actors with --executor ray (0 = one per --gpus-per-engine GPUs, else one).")
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Transcribe recordings into OUTPUT: one transcript per call, resumable, errors in errors.jsonl."""
@@ -213,11 +232,15 @@ def transcribe(
         raise fail(f"--qa: {exc}") from None
     except (GlossaryError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    try:
+        ray = ray_settings(executor, ray_address, gpus_per_engine, cpu_workers, engine_actors, verbose)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     sink = _store_sink(db, metadata, name_pattern)  # the database is checked before the model loads
     try:
         check_writable(output)
         with OutputLock(output):  # before the model loads: a second run into the same folder stops at once
-            summary = _locked_run(paths, output, options, sink)
+            summary = _locked_run(paths, output, options, sink, ray)
     except PermissionError as exc:
         raise fail(str(exc)) from None
     finally:
@@ -243,32 +266,51 @@ def _store_sink(db: str | None, metadata: Path | None, name_pattern: str | None)
     return StoreSink(open_store(db), meta)
 
 
-def _locked_run(paths: list[Path], output: Path, options: Options, sink: StoreSink | None = None) -> RunSummary:
+def _locked_run(
+    paths: list[Path],
+    output: Path,
+    options: Options,
+    sink: StoreSink | None = None,
+    ray: dict[str, Any] | None = None,
+) -> RunSummary:
     from callscribe.cli_progress import BatchProgress
 
     jobs, not_audio = discover(paths, output)
     if not jobs:
         raise fail("no audio found in " + ", ".join(map(str, paths)))
-    pipeline = Pipeline(options)
-    try:
-        name = pipeline.resolve_engine_name()
-        loaded = pipeline.engine
-    except EngineError as exc:
-        raise fail(str(exc)) from None
-    why = f" — {pipeline.engine_reason}" if pipeline.engine_reason else ""
-    err.print(f"engine: [bold]{name}[/] {escape(loaded.describe() + why)}", highlight=False, soft_wrap=True)
+    pipeline: Executor
+    if ray is None:
+        local = pipeline = Pipeline(options)
+        try:
+            name = local.resolve_engine_name()
+            loaded = local.engine
+        except EngineError as exc:
+            raise fail(str(exc)) from None
+        why = f" — {local.engine_reason}" if local.engine_reason else ""
+        described = loaded.describe() + why
+    else:
+        try:
+            pipeline, name, described = start_ray(options, ray)
+        except (EngineError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    err.print(f"engine: [bold]{name}[/] {escape(described)}", highlight=False, soft_wrap=True)
     progress = BatchProgress(err, jobs)
-    with progress:
-        summary = run_locked(
-            paths,
-            output,
-            options,
-            pipeline,
-            jobs,
-            on_progress=progress.on_progress,
-            on_activity=progress.on_activity,
-            sink=sink,
-        )
+    try:
+        with progress:
+            summary = run_locked(
+                paths,
+                output,
+                options,
+                pipeline,
+                jobs,
+                on_progress=progress.on_progress,
+                on_activity=progress.on_activity,
+                sink=sink,
+            )
+    finally:
+        close = getattr(pipeline, "close", None)
+        if ray is not None and close is not None:
+            close()
     summary.not_audio = not_audio
     return summary
 
