@@ -72,7 +72,6 @@ COMMAND_MODULES = (
     "callscribe.qa.cli_insights",
     "callscribe.cli_store",
     "callscribe.server.cli",
-    "callscribe.cli_stream",
 )
 
 
