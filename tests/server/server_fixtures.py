@@ -145,10 +145,10 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def create_key(db: str, name: str, scope: str) -> str:
+def create_key(db: str, name: str, scope: str, *args: str) -> str:
     """``callscribe keys create`` in a subprocess; the key it prints."""
     r = subprocess.run(
-        [sys.executable, "-m", "callscribe", "keys", "create", name, "--scope", scope, "--db", db],
+        [sys.executable, "-m", "callscribe", "keys", "create", name, "--scope", scope, "--db", db, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -168,28 +168,47 @@ def wait_job(server: RunningServer, job_id: str, key: str, timeout: float = 300)
 
 
 class WebhookReceiver:
-    """A loopback HTTP server that keeps every POST it gets (body and headers)."""
+    """A loopback HTTP server that keeps every POST it gets: ``received`` holds ``(headers, body)`` of each try,
+    ``accepted`` those it answered 204. With ``fail_first=N`` it answers 503 to the first N tries of each
+    delivery (told apart by ``X-Callscribe-Delivery``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: int = 0, path: str = "/hook", port: int = 0) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        received: list[tuple[dict[str, str], bytes]] = []
-        self.received = received
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.accepted: list[tuple[dict[str, str], bytes]] = []
+        self.accepted_at: list[float] = []
+        tries: dict[str, int] = {}
+        lock = threading.Lock()
+        receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((dict(self.headers), body))
-                self.send_response(204)
+                headers = dict(self.headers)
+                with lock:
+                    receiver.received.append((headers, body))
+                    delivery = headers.get("X-Callscribe-Delivery", "")
+                    tries[delivery] = tries.get(delivery, 0) + 1
+                    ok = tries[delivery] > fail_first
+                    if ok:
+                        receiver.accepted.append((headers, body))
+                        receiver.accepted_at.append(time.time())
+                self.send_response(204 if ok else 503)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.prefix = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = self.prefix + path
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def events(self) -> list[dict]:
+        """The bodies it accepted, parsed."""
+        return [json.loads(body) for _, body in self.accepted]
 
     def close(self) -> None:
         self._server.shutdown()

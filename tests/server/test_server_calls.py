@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,18 +35,24 @@ SECRET = "webhook-secret"
 @pytest.fixture(scope="module")
 def setup(
     tmp_path_factory: pytest.TempPathFactory, evalset: Path
-) -> Iterator[tuple[RunningServer, dict, WebhookReceiver]]:
-    """A server with a SQLite call store, keys made with ``callscribe keys create``, webhooks to a receiver."""
+) -> Iterator[tuple[RunningServer, dict, dict[str, WebhookReceiver]]]:
+    """A server with a SQLite call store, keys made with ``callscribe keys create``, webhooks to receivers: the
+    server's, one key's (``hooked``: it answers 503 to the first two tries of each delivery), per-job ones."""
     root = tmp_path_factory.mktemp("calls-server")
     db = f"sqlite:///{root / 'calls.db'}"
     keys = {scope: create_key(db, f"{scope}-app", scope) for scope in ("ingest", "review", "pii")}
     keys["revoked"] = create_key(db, "old-app", "ingest,review")
     keys["db"] = db
-    hooks = WebhookReceiver()
-    server = start_server(root, "--db", db, "--webhook-url", hooks.url, "--webhook-secret", SECRET, "--qa", key=ADMIN)
+    hooks = {"server": WebhookReceiver(), "key": WebhookReceiver(fail_first=2), "job": WebhookReceiver(path="/jobs/in")}
+    data = str(root / "data")
+    keys["hooked"] = create_key(db, "hooked-app", "ingest", "--webhook", hooks["key"].url, "--data-dir", data)
+    args = ["--db", db, "--webhook-url", hooks["server"].url, "--webhook-secret", SECRET, "--qa"]
+    args += ["--webhook-allow", hooks["job"].prefix + "/jobs", "--webhook-backoff", "0.2"]
+    server = start_server(root, *args, key=ADMIN)
     yield server, keys, hooks
     stop_server(server)
-    hooks.close()
+    for receiver in hooks.values():
+        receiver.close()
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -85,9 +92,9 @@ def test_a_call_goes_through_the_queue_into_the_store(setup, evalset):
     none = httpx.get(f"{server.api}/calls", params={"q": "滨海新区"}, headers=_auth(keys["review"])).json()["data"]
     assert done["call_id"] not in [c["id"] for c in none]
 
-    events = [json.loads(body) for _, body in hooks.received]
+    events = [json.loads(body) for _, body in hooks["server"].received]
     assert any(e["type"] == "job.done" and e["job"]["id"] == job["id"] for e in events)
-    for headers, body in hooks.received:
+    for headers, body in hooks["server"].received:
         assert headers["X-Callscribe-Signature"] == signature(SECRET, body)
 
 
@@ -140,3 +147,33 @@ def test_bad_calls_leave_nothing(setup, evalset, tmp_path):
     jobs = httpx.get(f"{server.api}/jobs", headers=_auth(keys["ingest"])).json()["data"]
     assert all(j["file"]["name"] != "notes.wav" for j in jobs)
     assert httpx.get(f"{server.api}/jobs/nope", headers=_auth(keys["ingest"])).status_code == 404
+
+
+def test_webhooks_per_server_per_key_and_per_job(setup, evalset):
+    server, keys, hooks = setup
+    key_hooks, job_hooks = hooks["key"], hooks["job"]
+    refused = _send(server, evalset / ZH_ITEM, keys["hooked"], webhook_url="http://169.254.169.254/latest/meta-data")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "webhook_url"
+    assert refused.json()["error"]["message"].startswith("webhook_url: ")
+    sent = _send(server, evalset / HOTLINE_ITEM, keys["hooked"], webhook_url=job_hooks.url + "?ref=42")
+    assert sent.status_code == 202, sent.text
+    job = sent.json()
+    assert job["webhook_url"] == job_hooks.url + "?ref=42"
+    done = wait_job(server, job["id"], keys["hooked"])
+    deadline = time.monotonic() + 60
+    receivers = tuple(hooks.values())
+    while time.monotonic() < deadline and not all(_accepted(r, job["id"]) for r in receivers):
+        time.sleep(0.1)
+    for receiver in receivers:  # each URL got the job's end exactly once, signed, as GET /v1/jobs/{id} shows it
+        (event,) = _accepted(receiver, job["id"])
+        assert event == {"type": "job.done", "job": done}
+    for headers, body in key_hooks.received + job_hooks.received:
+        assert headers["X-Callscribe-Signature"] == signature(SECRET, body)
+    tries = [h["X-Callscribe-Delivery"] for h, b in key_hooks.received if json.loads(b)["job"]["id"] == job["id"]]
+    assert len(tries) == 3 and len(set(tries)) == 1  # two 503s, then accepted
+    sent_dir = server.data_dir / "webhooks" / "sent"
+    assert len([p for p in sent_dir.glob(f"{job['id']}-*.json")]) == 3
+
+
+def _accepted(receiver: WebhookReceiver, job_id: str) -> list[dict]:
+    return [e for e in receiver.events() if e["job"]["id"] == job_id]

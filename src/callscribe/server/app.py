@@ -55,8 +55,7 @@ class Service:
 
             self.store = callscribe.store.Store(settings.db)
             self.access.resolvers.append(StoreKeys(self.store))
-            if settings.webhook_url:
-                self.webhooks = Webhooks(settings.webhook_url, settings.webhook_secret_value())
+            self.webhooks = Webhooks.from_settings(settings)  # server, per-key and per-job URLs; a durable outbox
             self.runner = JobRunner(
                 self.store, self.worker, self.options, concurrency=settings.job_concurrency, webhooks=self.webhooks
             )

@@ -30,6 +30,7 @@ def serve_command(
     ] = None,
     max_upload: Annotated[str | None, typer.Option("--max-upload", help="Largest upload, e.g. 1GB, 200MB.")] = None,
     max_queue: Annotated[int | None, typer.Option("--max-queue", help="Requests waiting before 503.")] = None,
+    max_streams: Annotated[int | None, typer.Option("--max-streams", help="Live streams open at once.")] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable).")
     ] = None,
@@ -63,6 +64,16 @@ def serve_command(
         str | None,
         typer.Option("--webhook-secret", help="HMAC key signing webhooks (better: $CALLSCRIBE_WEBHOOK_SECRET)."),
     ] = None,
+    webhook_allow: Annotated[
+        list[str] | None,
+        typer.Option("--webhook-allow", help="URL prefix a job's own webhook_url may use (repeatable; '*': any)."),
+    ] = None,
+    webhook_attempts: Annotated[
+        int | None, typer.Option("--webhook-attempts", help="Tries per webhook delivery (default 8).")
+    ] = None,
+    webhook_backoff: Annotated[
+        float | None, typer.Option("--webhook-backoff", help="Seconds before a webhook's second try, doubled after.")
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible transcription API (POST /v1/audio/transcriptions) with one loaded engine."""
     from callscribe.cli import fail, validate_options
@@ -83,11 +94,14 @@ def serve_command(
 
     given: dict[str, Any] = {
         "host": host, "port": port, "data_dir": data_dir, "api_key": api_key, "max_upload": max_upload,
+        "max_streams": max_streams,
         "max_queue": max_queue, "cors_origins": cors_origin or None, "engine": engine, "model": model,
         "device": device, "compute_type": compute_type, "threads": threads, "batch_size": batch_size,
         "base_url": base_url, "language": language, "hotwords": hotwords, "redact": redact, "qa": qa,
         "scorecard": scorecard, "zh_script": zh_script, "max_duration": max_duration, "log_level": log_level,
         "db": db, "job_concurrency": job_concurrency, "webhook_url": webhook_url, "webhook_secret": webhook_secret,
+        "webhook_allow": webhook_allow or None, "webhook_attempts": webhook_attempts,
+        "webhook_backoff": webhook_backoff,
     }  # fmt: skip
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})

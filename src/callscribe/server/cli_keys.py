@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,10 @@ err = Console(stderr=True)
 
 DB_HELP = "Database URL, as for serve --db (default: $CALLSCRIBE_DB)."
 DbOption = Annotated[str | None, typer.Option("--db", envvar="CALLSCRIBE_DB", help=DB_HELP, show_envvar=False)]
+DATA_HELP = "The server's --data-dir, which keeps key webhooks (default: $CALLSCRIBE_DATA_DIR, else callscribe-data)."
+DataOption = Annotated[
+    Path, typer.Option("--data-dir", envvar="CALLSCRIBE_DATA_DIR", help=DATA_HELP, show_envvar=False)
+]
 
 
 def parse_scopes(spec: str) -> str:
@@ -32,41 +37,69 @@ def parse_scopes(spec: str) -> str:
 def create_command(
     name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
     scope: Annotated[str, typer.Option(help=f"Comma-separated scopes: {', '.join(SCOPES)}.")] = "ingest",
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="POST here when a call job this key sent ends.")
+    ] = None,
     db: DbOption = None,
+    data_dir: DataOption = Path("callscribe-data"),
 ) -> None:
     """Create a key and print it once (it cannot be shown again)."""
     from callscribe.cli import fail
     from callscribe.cli_store import open_store
+    from callscribe.server.webhook_keys import KeyWebhooks
+    from callscribe.server.webhooks import check_url
 
     try:
         scopes = parse_scopes(scope)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    try:
+        webhook = check_url(webhook) if webhook is not None else None
+    except ValueError as exc:
+        raise fail(f"--webhook: {exc}") from None
+    hooks = KeyWebhooks.in_data_dir(data_dir)
     store = open_store(db)
     try:
-        record, key = store.create_key(name, scope=scopes)
+        if any(k.name == name for k in store.api_keys()):
+            raise fail(f"an API key named {name!r} exists")
+        if webhook is not None:  # before the key: a key never exists without the webhook it was given
+            try:
+                hooks.set(name, webhook)
+            except OSError as exc:
+                raise fail(f"--data-dir {data_dir}: cannot keep the webhook ({exc.strerror or exc})") from None
+        try:
+            record, key = store.create_key(name, scope=scopes)
+        except BaseException:
+            if webhook is not None:
+                hooks.set(name, None)
+            raise
     except ValueError as exc:
         raise fail(str(exc)) from None
     finally:
         store.close()
+    if webhook is not None:
+        err.print(f"webhook {escape(webhook)} kept in {escape(str(hooks.path))}", highlight=False)
     err.print(f"key {escape(record.name)} ({escape(scopes)}); keep it now, it is not shown again:", highlight=False)
     out.print(key, highlight=False, soft_wrap=True)
 
 
 @keys_app.command("list")
-def list_command(db: DbOption = None) -> None:
-    """The keys: name, scopes, prefix, created, revoked."""
+def list_command(db: DbOption = None, data_dir: DataOption = Path("callscribe-data")) -> None:
+    """The keys: name, scopes, prefix, created, revoked, webhook."""
     from callscribe.cli_store import open_store
+    from callscribe.server.webhook_keys import KeyWebhooks
 
     store = open_store(db)
     try:
         keys = store.api_keys()
     finally:
         store.close()
-    table = Table("name", "scopes", "prefix", "created", "revoked", box=None)
+    hooks = KeyWebhooks.in_data_dir(data_dir).urls()
+    table = Table("name", "scopes", "prefix", "created", "revoked", "webhook", box=None)
     for k in keys:
         revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ("yes" if k.revoked else "")
-        table.add_row(escape(k.name), k.scope, k.prefix + "…", k.created_at.isoformat(timespec="seconds"), revoked)
+        created = k.created_at.isoformat(timespec="seconds")
+        table.add_row(escape(k.name), k.scope, k.prefix + "…", created, revoked, escape(hooks.get(k.name, "")))
     out.print(table)
 
 

@@ -7,7 +7,10 @@ result-affecting options) and its job marked ``done`` with the call id, or ``fai
 
 Exactly once: at start, jobs left ``running`` by a server that was killed go back to ``queued`` (one server per
 database). A claimed job whose call is already stored (the server died between storing and marking the job) is
-marked done without transcribing again; storing twice would update the one call in place anyway.
+marked done without transcribing again; storing twice would update the one call in place anyway. A job's webhook
+deliveries are recorded in the outbox before the job is marked finished and released after
+(:mod:`callscribe.server.webhooks`), once per job and URL, so a job that ends is announced even when the server
+dies in between, and a job finished again after such a death is not announced twice.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "error": job.error,
         "attempts": job.attempts,
         "file": {"name": p.get("name"), "sha256": p.get("sha256"), "bytes": p.get("bytes")},
+        "webhook_url": p.get("webhook_url"),
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -95,9 +99,20 @@ class JobRunner:
                 back += 1
         if back:
             log.warning("%d call job(s) were running when the server stopped; queued again", back)
+        if self.webhooks is not None:
+            self.webhooks.start(self.event)
         self._thread = threading.Thread(target=self._main, name="callscribe-jobs", daemon=True)
         self._thread.start()
         return back
+
+    def event(self, job_id: str) -> dict[str, Any] | None:
+        """The webhook body of a job that has ended (None while it has not; KeyError when it is gone)."""
+        job = self.store.job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.state not in ("done", "failed"):
+            return None
+        return {"type": f"job.{job.state}", "job": job_view(job)}
 
     def wake(self) -> None:
         self._inbox.put(_WAKE)
@@ -150,7 +165,10 @@ class JobRunner:
         try:
             future = self.worker.submit(p["path"], p["sha256"], options)
         except WorkerStopped as exc:
-            self.store.update_job(job.id, "queued" if self._stopping else "failed", error=str(exc))
+            if self._stopping:
+                self.store.update_job(job.id, "queued")
+            else:
+                self._close(job, "failed", error=str(exc))
             return
         self._inflight[job.id] = job
         future.add_done_callback(lambda f: self._inbox.put((job, f)))
@@ -193,7 +211,9 @@ class JobRunner:
         return self.store.add(t, qa, meta=meta)
 
     def _close(self, job: Job, state: str, *, call_id: int | None = None, error: str | None = None) -> None:
-        done = self.store.update_job(job.id, state, call_id=call_id, error=error)
+        if self.webhooks is not None:  # recorded before the job is marked: a death in between still announces it
+            self.webhooks.enqueue(job.id, self.webhooks.targets(job.payload))
+        self.store.update_job(job.id, state, call_id=call_id, error=error)
         log.info("call job %s %s", job.id, state, extra={"job": job.id, "call_id": call_id})
         if self.webhooks is not None:
-            self.webhooks.send(f"job.{state}", {"job": job_view(done)})
+            self.webhooks.release(job.id)

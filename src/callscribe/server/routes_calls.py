@@ -38,6 +38,7 @@ _CALL_FIELDS = {
     "agent_id": {"type": "string"},
     "queue": {"type": "string"},
     "call_time": {"type": "string", "format": "date-time"},
+    "webhook_url": {"type": "string", "format": "uri", "description": "POST here when the job ends (--webhook-allow)"},
 }
 _CALL_SCHEMA = {
     "requestBody": {
@@ -72,6 +73,17 @@ def _call_time(value: str | None) -> str | None:
                        param="call_time") from None  # fmt: skip
 
 
+def _webhook_url(value: str | None, allowed: list[str]) -> str | None:
+    if not value or not value.strip():
+        return None
+    from callscribe.server.webhooks import check_url
+
+    try:
+        return check_url(value, allowed)
+    except ValueError as exc:
+        raise ApiError(400, f"webhook_url: {exc}", code="invalid_value", param="webhook_url") from None
+
+
 def _summary(summary: Any) -> dict[str, Any]:
     body = jsonable_encoder(dataclasses.asdict(summary))
     body.pop("source", None)  # a server path
@@ -88,6 +100,7 @@ async def add_call(request: Request, principal: Principal = Depends(require("ing
     upload = form.upload
     try:
         params = parse(form)  # language, prompt -> glossary (the format fields do not apply)
+        webhook_url = _webhook_url(form.get("webhook_url"), service.settings.webhook_allow)
         if upload is None:
             raise ApiError(400, "no audio: send the recording in a multipart field named 'file'", code="missing_file",
                            param="file")  # fmt: skip
@@ -102,6 +115,7 @@ async def add_call(request: Request, principal: Principal = Depends(require("ing
             "corrections": [list(pair) for pair in params.options.corrections],
             "call_time": _call_time(form.get("call_time")),
             "by": principal.name,
+            "webhook_url": webhook_url,
             **{key: (form.get(key) or "").strip() or None for key in META_FIELDS},
         }
         job = await run_in_threadpool(store.add_job, payload)

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     max_upload: int = 1_000_000_000
     max_queue: int = Field(256, ge=1)
+    max_streams: int = Field(8, ge=1)  # live streams open at once (/v1/stream)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "info"
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(8, ge=1)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    webhook_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)  # prefixes for per-job URLs; "*": any
+    webhook_attempts: int = Field(8, ge=1, le=100)
+    webhook_backoff: float = Field(2.0, gt=0)  # seconds before the second try, doubled after each
 
     # -- the engine and the transcribe options a service needs ---------------------------------------------------
     engine: str = "auto"
@@ -102,6 +106,17 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: Any) -> Any:
         return _split(value)
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _allow(cls, value: Any) -> Any:
+        from callscribe.server.webhooks import check_url
+
+        values = _split(value)
+        for prefix in values or ():
+            if prefix != "*":
+                check_url(prefix)
+        return values
 
     @field_validator("language", mode="before")
     @classmethod
