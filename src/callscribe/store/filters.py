@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime, time, timezone
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, select
 
 from callscribe.store.models import CallRow, RuleRow
+from callscribe.store.query import unindexed as no_index
 
 TimeLike = datetime | date | str
 
@@ -53,29 +55,36 @@ def call_filters(
     min_score: float | None = None,
     max_score: float | None = None,
     call_id: int | None = None,
+    unindexed: Collection[str] = (),
 ) -> list[ColumnElement[bool]]:
     """Conditions on ``calls``: ``since`` inclusive, ``until`` exclusive, both on the call time (calls without one
-    are left out when either is given)."""
+    are left out when either is given). ``unindexed``: columns SQLite must not use an index for (see
+    :mod:`callscribe.store.plan`)."""
+
+    def col(name: str) -> Any:
+        column = getattr(CallRow, name)
+        return no_index(column) if name in unindexed else column
+
     out: list[Any] = []
     if call_id is not None:
         out.append(CallRow.id == call_id)
     if agent is not None:
-        out.append(CallRow.agent_id == agent)
+        out.append(col("agent_id") == agent)
     if queue is not None:
-        out.append(CallRow.queue == queue)
+        out.append(col("queue") == queue)
     start, end = as_utc(since, "since"), as_utc(until, "until")
     if start is not None:
-        out.append(CallRow.call_time >= start)
+        out.append(col("call_time") >= start)
     if end is not None:
-        out.append(CallRow.call_time < end)
+        out.append(col("call_time") < end)
     if start is not None and end is not None and end <= start:
         out.append(false())
     if needs_review is not None:
-        out.append(CallRow.needs_review.is_(needs_review))
+        out.append(col("needs_review").is_(needs_review))
     if rule_failed_id:
         out.append(rule_failed(rule_failed_id))
     if min_score is not None:
-        out.append(CallRow.score >= min_score)
+        out.append(col("score") >= min_score)
     if max_score is not None:
-        out.append(CallRow.score <= max_score)
+        out.append(col("score") <= max_score)
     return [and_(*out)] if out else []

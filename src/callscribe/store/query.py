@@ -13,8 +13,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, and_, false, func, literal_column, not_, or_, select, table
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    FunctionElement,
+    and_,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from callscribe.store.models import UtteranceRow
 from callscribe.store.records import QueryError
@@ -100,7 +115,28 @@ def _atom(kind: str, value: str, negated: bool, tokenizer: Tokenizer) -> Atom | 
     return Atom(terms.tokens, patterns, terms.marks, negated)
 
 
-def _fts5_string(tokens: tuple[str, ...]) -> str:
+class unindexed(FunctionElement[Any]):
+    """A column that SQLite must not use an index for (``+column``); the column itself elsewhere."""
+
+    name = "unindexed"
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _plain(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(unindexed, "sqlite")
+def _plus(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def fts5_string(tokens: tuple[str, ...]) -> str:
     return " AND ".join('"' + t.replace('"', '""') + '"' for t in tokens)
 
 
@@ -108,22 +144,24 @@ def _tsquery_string(tokens: tuple[str, ...]) -> str:
     return " & ".join("'" + t.replace("'", "''") + "'" for t in tokens)
 
 
-def condition(q: Query, dialect: str) -> ColumnElement[bool]:
-    """The SQL condition on ``utterances`` that a matching utterance meets."""
+def condition(q: Query, dialect: str, probe: bool = False) -> ColumnElement[bool]:
+    """The SQL condition on ``utterances`` that a matching utterance meets. ``probe``: SQLite checks each candidate
+    utterance against the set of matches instead of reading from the matches (see :mod:`callscribe.store.plan`)."""
     if dialect not in ("sqlite", "postgresql"):  # pragma: no cover - Store refuses other databases first
         raise QueryError(f"search is not supported on {dialect}")
     ands = []
     for clause in q.clauses:
-        ors = [_atom_condition(a, dialect) for a in clause]
+        ors = [_atom_condition(a, dialect, probe) for a in clause]
         ands.append(or_(*ors) if len(ors) > 1 else ors[0])
     return and_(*ands) if ands else false()
 
 
-def _atom_condition(atom: Atom, dialect: str) -> ColumnElement[bool]:
+def _atom_condition(atom: Atom, dialect: str, probe: bool) -> ColumnElement[bool]:
     if dialect == "sqlite":
         fts = table("utterances_fts")
-        match = literal_column("utterances_fts").op("MATCH", return_type=Boolean)(_fts5_string(atom.tokens))
-        found: ColumnElement[bool] = UtteranceRow.id.in_(select(literal_column("rowid")).select_from(fts).where(match))
+        match = literal_column("utterances_fts").op("MATCH", return_type=Boolean)(fts5_string(atom.tokens))
+        ids = select(literal_column("rowid")).select_from(fts).where(match)
+        found: ColumnElement[bool] = (unindexed(UtteranceRow.id) if probe else UtteranceRow.id).in_(ids)
     else:
         vector = literal_column("utterances.search_vector")
         found = vector.op("@@", return_type=Boolean)(func.to_tsquery("simple", _tsquery_string(atom.tokens)))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,34 +27,24 @@ from callscribe.store.connect import (
     parse_url,
     resolve_url,
 )
-from callscribe.store.filters import TimeLike, call_filters
+from callscribe.store.filters import TimeLike, as_utc, call_filters
 from callscribe.store.index import IndexMixin
-from callscribe.store.ingest import (
-    coerce_qa,
-    coerce_transcript,
-    fill_call,
-    qa_dict,
-    qa_row,
-    speaker_rows,
-    summary,
-    transcript_dict,
-    utterance_rows,
-)
-from callscribe.store.models import (
-    CallRow,
-    QARow,
-    RuleRow,
-    SpeakerRow,
-    UtteranceRow,
-    utcnow,
-)
-from callscribe.store.query import condition, parse
+from callscribe.store.ingest import coerce_qa, coerce_transcript, qa_dict, summary, transcript_dict
+from callscribe.store.models import CallRow, QARow, RuleRow, SpeakerRow, UtteranceRow, utcnow
+from callscribe.store.plan import Shape, ordered_rows
+from callscribe.store.query import condition, parse, unindexed
 from callscribe.store.records import CallMeta, CallRecord, CallSummary, SearchHit, StoreError
 from callscribe.store.reports import ReportMixin
 from callscribe.store.tokens import HIGHLIGHT, Tokenizer, snippet
+from callscribe.store.writer import write_call
 
 log = logging.getLogger("callscribe")
 
+# filter columns SQLite must not read from an index in a search: running from the matches, or walking the calls
+SEARCH_UNINDEXED = {
+    False: ("agent_id", "queue", "call_time", "needs_review"),
+    True: ("agent_id", "queue", "needs_review"),
+}
 ORDER_BY = {
     "call_time": (CallRow.call_time.asc().nulls_last(), CallRow.id.asc()),
     "-call_time": (CallRow.call_time.desc().nulls_last(), CallRow.id.desc()),
@@ -185,14 +175,7 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
         (and drops a stored one, which belonged to the old transcript). ``meta=None`` keeps the stored agent, call
         time, queue and extras. ``words=False`` leaves out word timings.
         """
-        t = coerce_transcript(transcript)
-        result = coerce_qa(qa)
-        if not t.call.sha256:
-            raise ValueError(f"{t.call.path or t.call.id}: the transcript has no sha256 (needed to store it once)")
-        if result is not None and result.call_id and result.call_id != t.call.id:
-            raise ValueError(f"{t.call.path or t.call.id}: the QA result is for call {result.call_id!r}")
-        key = options_key if options_key is not None else str(t.options.get("result_key") or "")
-        tokens = [" ".join(self.tokenizer.tokens(u.text)) for u in t.utterances]  # before the write lock
+        t, result, key, tokens = self._prepare(transcript, qa, options_key)
         for attempt in (1, 2):
             try:
                 return self._write_call(t, result, meta, key, tokens, words)
@@ -205,28 +188,35 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _prepare(
+        self, transcript: Transcript | dict[str, Any], qa: QAResult | dict[str, Any] | None, options_key: str | None
+    ) -> tuple[Transcript, QAResult | None, str, list[str]]:
+        """The checked transcript and QA, the options key and the search tokens (made before the write lock)."""
+        t = coerce_transcript(transcript)
+        result = coerce_qa(qa)
+        if not t.call.sha256:
+            raise ValueError(f"{t.call.path or t.call.id}: the transcript has no sha256 (needed to store it once)")
+        if result is not None and result.call_id and result.call_id != t.call.id:
+            raise ValueError(f"{t.call.path or t.call.id}: the QA result is for call {result.call_id!r}")
+        key = options_key if options_key is not None else str(t.options.get("result_key") or "")
+        return t, result, key, [" ".join(self.tokenizer.tokens(u.text)) for u in t.utterances]
+
     def _write_call(
         self, t: Transcript, qa: QAResult | None, meta: CallMeta | None, key: str, tokens: list[str], words: bool
     ) -> int:
+        with self._session(write=True) as s:
+            return write_call(s.connection(), t, qa, meta, key, tokens, words, utcnow())
+
+    @db_errors
+    def _add_batch(self, calls: Sequence[tuple[Transcript, QAResult | None, CallMeta | None]]) -> list[int]:
+        """Internal bulk path (benchmarks/store.py measures it): several calls as :meth:`add` stores them, in one
+        transaction, so a durable commit is paid once per batch; no retry when another process stores one of
+        them at the same time (the whole batch fails)."""
+        ready = [(self._prepare(t, qa, None), meta) for t, qa, meta in calls]
         now = utcnow()
         with self._session(write=True) as s:
-            # FOR UPDATE: a second writer of the same call waits here on PostgreSQL (SQLite: BEGIN IMMEDIATE did)
-            found = select(CallRow).where(CallRow.sha256 == t.call.sha256, CallRow.options_key == key)
-            row = s.scalar(found.with_for_update())
-            if row is None:
-                row = CallRow(sha256=t.call.sha256, options_key=key, created_at=now, meta={})
-                s.add(row)
-            else:
-                for table in (UtteranceRow, SpeakerRow, QARow):
-                    s.execute(delete(table).where(table.call_id == row.id))
-            fill_call(row, t, qa, meta, now)
-            s.flush()
-            s.add_all(utterance_rows(row.id, t, tokens, words))
-            s.add_all(speaker_rows(row.id, t))
-            if qa is not None:
-                s.add(qa_row(row.id, qa, now))
-            s.flush()
-            return row.id
+            conn = s.connection()
+            return [write_call(conn, t, qa, meta, key, tokens, True, now) for (t, qa, key, tokens), meta in ready]
 
     @db_errors
     def has(self, sha256: str, options_key: str = "") -> bool:
@@ -293,12 +283,23 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
             min_score=min_score,
             max_score=max_score,
         )
-        if q is not None:
-            cond = condition(parse(q, self.tokenizer), self.dialect)
-            where.append(CallRow.id.in_(select(UtteranceRow.call_id).where(cond)))
-        stmt = select(CallRow).where(*where).order_by(*ORDER_BY[order_by]).offset(offset).limit(limit)
+        parsed = parse(q, self.tokenizer) if q is not None else None
+
+        def build(shape: Shape) -> Select[Any]:
+            cond, order = shape.newest_first() if order_by == "-call_time" else ([], list(ORDER_BY[order_by]))
+            stmt = select(CallRow).where(*where, *cond).order_by(*order).offset(shape.offset).limit(shape.limit)
+            if parsed is None:
+                return stmt
+            if not shape.walk:  # the calls of the matching utterances
+                return stmt.where(CallRow.id.in_(select(UtteranceRow.call_id).where(condition(parsed, self.dialect))))
+            said = exists().where(UtteranceRow.call_id == CallRow.id, condition(parsed, self.dialect, probe=True))
+            return stmt.where(said)
+
         with self._session() as s:
-            return [summary(r) for r in s.scalars(stmt)]
+            if order_by == "-call_time":
+                rows = ordered_rows(s, self.dialect, parsed, build, as_utc(since), as_utc(until), offset, limit)
+                return [summary(r) for (r,) in rows]
+            return [summary(r) for r in s.scalars(build(Shape(offset, limit)))]
 
     @db_errors
     def delete_call(self, call_id: int) -> bool:
@@ -328,30 +329,30 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
         call order within a call; the call filters as in :meth:`calls`, ``role`` on the utterance.
         :class:`QueryError` (one line) for a query with nothing to look for."""
         parsed = parse(query, self.tokenizer)
-        where = [
-            condition(parsed, self.dialect),
-            *call_filters(
-                agent=agent,
-                queue=queue,
-                since=since,
-                until=until,
-                needs_review=needs_review,
-                rule_failed_id=rule_failed,
-                call_id=call_id,
-            ),
-        ]
-        if role is not None:
-            where.append(UtteranceRow.role == role)
-        stmt = (
-            select(UtteranceRow, CallRow)
-            .join(CallRow, UtteranceRow.call_id == CallRow.id)
-            .where(*where)
-            .order_by(CallRow.call_time.desc().nulls_last(), CallRow.id.desc(), UtteranceRow.idx)
-            .offset(offset)
-            .limit(limit)
-        )
+        filters = {"agent": agent, "queue": queue, "since": since, "until": until, "needs_review": needs_review}
+        filters |= {"rule_failed_id": rule_failed, "call_id": call_id}
+
+        def build(shape: Shape) -> Select[Any]:
+            # SQLite: no index on a filter column may drive the plan (a walk keeps the call time's)
+            where, order = shape.newest_first()
+            where += [
+                condition(parsed, self.dialect, probe=shape.walk),
+                *call_filters(**filters, unindexed=SEARCH_UNINDEXED[shape.walk]),
+            ]
+            if role is not None:
+                where.append(unindexed(UtteranceRow.role) == role)
+            return (
+                select(UtteranceRow, CallRow)
+                .join(CallRow, UtteranceRow.call_id == CallRow.id)
+                .where(*where)
+                .order_by(*order, UtteranceRow.idx)
+                .offset(shape.offset)
+                .limit(shape.limit)
+            )
+
         marked = parsed.marks
         with self._session() as s:
+            rows = ordered_rows(s, self.dialect, parsed, build, as_utc(since), as_utc(until), offset, limit)
             return [
                 SearchHit(
                     call_id=c.id,
@@ -370,5 +371,5 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
                     snippet=snippet(u.text, marked, marks=marks),
                     redactions=tuple(u.redactions or ()),
                 )
-                for u, c in s.execute(stmt)
+                for u, c in rows
             ]

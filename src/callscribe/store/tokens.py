@@ -42,10 +42,12 @@ class QueryTerms:
     marks: tuple[str, ...]  # what a snippet marks: the Latin words and the CJK runs
 
 
+@functools.lru_cache(maxsize=65536)
 def _token_char(ch: str) -> bool:
     return ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc")
 
 
+@functools.lru_cache(maxsize=65536)
 def _cjk(ch: str) -> bool:
     """A CJK ideograph (what jieba segments; other scripts are cut like Latin words)."""
     return bool(_CJK_RUN.fullmatch(ch))
@@ -98,6 +100,9 @@ class Tokenizer:
         """jieba search-mode tokens, split at every character that is not a letter or digit."""
         out: list[str] = []
         for raw in self._ready().cut_for_search(folded):
+            if all(map(_token_char, raw)):  # most tokens: a word as it is
+                out.append(raw)
+                continue
             piece = ""
             for ch in raw:
                 if _token_char(ch):
@@ -121,8 +126,9 @@ class Tokenizer:
         if not folded.strip():
             return []
         out = self._cut(folded)
+        freq = self._ready().FREQ  # a CJK run is folded already: its bigrams are looked up as they are
         for run in _CJK_RUN.findall(folded):
-            out += [run[i : i + 2] for i in range(len(run) - 1) if self.is_word(run[i : i + 2])]
+            out += [run[i : i + 2] for i in range(len(run) - 1) if freq.get(run[i : i + 2])]
             out += list(run)
         return list(dict.fromkeys(out))
 
