@@ -72,6 +72,7 @@ COMMAND_MODULES = (
     "callscribe.qa.cli_insights",
     "callscribe.cli_store",
     "callscribe.server.cli",
+    "callscribe.cli_stream",
 )
 
 
