@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     """The app for ``settings`` (default: from ``CALLSCRIBE_*`` variables); ``pipeline`` replaces the one the
     settings would build (an embedding program that already holds one)."""
     from callscribe.server import routes_calls, routes_openai, routes_ops, stream_routes
+    from callscribe.server import ui as desk_ui
 
     settings = settings or Settings()
     service = Service(settings, pipeline)
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, pipeline: Pipeline | None = 
     app.include_router(routes_ops.router)
     app.include_router(routes_openai.router)
     app.include_router(routes_calls.router)
+    app.include_router(desk_ui.router)  # the review desk (docs/ui.md)
     stream_routes.install(app)  # live calls on /v1/stream (docs/streaming.md)
     if settings.cors_origins:
         app.add_middleware(
