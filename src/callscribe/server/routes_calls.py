@@ -175,13 +175,45 @@ async def list_calls(
 
 
 @router.get("/v1/calls/{call_id}", summary="A stored call: summary, transcript and QA")
-async def get_call(call_id: int, request: Request, _: Principal = Depends(require("review"))) -> dict[str, Any]:  # noqa: B008
+async def get_call(
+    call_id: int,
+    request: Request,
+    principal: Principal = Depends(require("review")),  # noqa: B008
+) -> dict[str, Any]:
     record = await run_in_threadpool(_store(_service(request)).call, call_id)
     if record is None:
         raise ApiError(404, f"no call {call_id}", code="call_not_found")
-    transcript = dict(record.transcript)
+    transcript, qa = dict(record.transcript), record.qa
+    if not principal.allows("pii"):  # a reviewer without pii reads the call masked, whatever was stored
+        transcript, qa = await run_in_threadpool(_masked, transcript, qa)
     transcript["call"] = {k: v for k, v in transcript.get("call", {}).items() if k != "path"}
-    return {**_summary(record.summary), "transcript": transcript, "qa": record.qa}
+    return {**_summary(record.summary), "transcript": transcript, "qa": qa}
+
+
+def _masked(transcript: dict[str, Any], qa: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The transcript redacted now, and the QA strings that quote speech (hit texts, details, review reasons)."""
+    from callscribe.model import Transcript
+    from callscribe.text.pii import DEFAULT_MASK, redact_text
+    from callscribe.text.pii_transcript import redact_transcript
+
+    shown = redact_transcript(Transcript.from_dict(transcript), DEFAULT_MASK)[0].to_dict()
+    if not qa:
+        return shown, qa
+    language = transcript.get("language")
+    qa = dict(qa)
+    qa["review_reasons"] = [redact_text(r, language) for r in qa.get("review_reasons") or ()]
+    rules = []
+    for rule in qa.get("rules") or ():
+        rule = dict(rule)
+        if isinstance(rule.get("detail"), str):
+            rule["detail"] = redact_text(rule["detail"], language)
+        rule["hits"] = [
+            {**h, "text": redact_text(h["text"], language)} if isinstance(h.get("text"), str) else h
+            for h in rule.get("hits") or ()
+        ]
+        rules.append(rule)
+    qa["rules"] = rules
+    return shown, qa
 
 
 @router.get("/v1/calls/{call_id}/audio", summary="A call's recording (supports Range)", response_model=None)
