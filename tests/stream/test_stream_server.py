@@ -240,3 +240,26 @@ def _hold_two_and_try_a_third(server: RunningServer, held: list[Any], start: str
             ws.send(json.dumps({"type": "stop"}))
             while json.loads(ws.recv(timeout=120))["type"] != "call_done":
                 pass
+
+
+def test_the_review_desk_live_page_shows_a_call_while_it_streams(
+    server: RunningServer, call_file: tuple[Path, Any]
+) -> None:
+    path, _ref = call_file
+    start = {"language": "zh", "roles": ROLES, "metadata": {"call_id": "live-board", "agent_id": "L1"}}
+    played: dict[str, Any] = {}
+    player = threading.Thread(
+        target=lambda: played.update(result=stream_file(ws_url(server), path, speed=1.5, api_key=API_KEY, start=start))
+    )
+    player.start()
+    seen: list[dict[str, Any]] = []
+    while player.is_alive():
+        board = httpx.get(f"{server.url}/ui/api/live", headers=server.headers(), timeout=30).json()
+        seen += [c for c in board["calls"] if c.get("agent_id") == "L1" and c["lines"]]
+        time.sleep(0.5)
+    player.join()
+    assert played["result"].call_done is not None
+    assert seen, "the streaming call was on the live page with its lines while it played"
+    assert all(line["role"] in ROLES for c in seen for line in c["lines"])
+    after = httpx.get(f"{server.url}/ui/api/live", headers=server.headers(), timeout=30).json()
+    assert not [c for c in after["calls"] if c.get("agent_id") == "L1"], "a finished call leaves the live page"

@@ -113,8 +113,10 @@ async def stream_socket(ws: WebSocket) -> None:
         return
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    board = _Board(ws.app)
 
     def emit(event: dict[str, Any]) -> None:  # from the hub's and the finisher's threads
+        board.report(event)
         if event["type"] == "partial" and events.qsize() > MAX_QUEUED_EVENTS:
             return  # a client this far behind gets the finals; partials would only be stale
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
@@ -130,11 +132,14 @@ async def stream_socket(ws: WebSocket) -> None:
         await _refuse(ws, p.ProtocolError("internal_error", f"the stream could not open: {exc}", p.CLOSE_INTERNAL))
         return
     s = stream.session
+    board.begin(s.id, config)
     await _send(ws, {"type": "started", "stream_id": s.id, "sample_rate": config.sample_rate,
                      "channels": config.channels, "language": s.language, "redact": s.redact,
                      "max_frame_bytes": config.max_frame_bytes})  # fmt: skip
     sender = asyncio.create_task(_pump(ws, events))
     close_code, reason, gone = await _receive(ws, stream, emit)
+    if close_code != p.CLOSE_NORMAL:  # ended on an error: no call_done will take it off the live page
+        board.end()
     if gone:  # nobody to answer: the call is still finished and stored in the background
         sender.cancel()
         return
@@ -199,3 +204,48 @@ async def _pump(ws: WebSocket, events: asyncio.Queue[dict[str, Any]]) -> None:
         event = await events.get()
         if not await _send(ws, event) or event.get("type") == "call_done":
             return
+
+
+class _Board:
+    """Reports one stream to the review desk's live page (``callscribe.server.ui.live``): lines, alerts, the end.
+
+    The events are the ones the client gets (masked when the stream redacts); the page masks again for reviewers
+    without ``pii``. A failure here never touches the stream."""
+
+    def __init__(self, app: Any) -> None:
+        self.id: str | None = None
+        try:
+            from callscribe.server.ui.live import live_board
+
+            self.board: Any = live_board(app)
+        except Exception:  # the desk is optional: no board, nothing to report
+            log.debug("no live board", exc_info=True)
+            self.board = None
+
+    def begin(self, stream_id: str, config: Any) -> None:
+        if self.board is not None:
+            self.id = stream_id
+            agent, queue = getattr(config, "agent_id", None), getattr(config, "queue", None)
+            self.board.begin(stream_id, agent_id=agent, queue=queue)
+
+    def report(self, event: dict[str, Any]) -> None:
+        if self.board is None or self.id is None:
+            return
+        try:
+            kind = event.get("type")
+            if kind in ("partial", "final"):
+                self.board.line(
+                    self.id, role=event.get("role"), text=str(event.get("text", "")), start=event.get("start"),
+                    final=kind == "final",
+                )  # fmt: skip
+            elif kind == "alert":
+                self.board.alert(self.id, f"{event.get('rule')}: {event.get('evidence', '')}".strip(": "))
+            elif kind == "call_done":
+                self.end()
+        except Exception:
+            log.debug("live board report failed", exc_info=True)
+
+    def end(self) -> None:
+        if self.board is not None and self.id is not None:
+            with contextlib.suppress(Exception):
+                self.board.end(self.id)
