@@ -81,11 +81,31 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _stored_glossary(url: str) -> Glossary:
+    """The glossary kept in a call store (terms, and ``wrong => right`` entries reviewers made from corrections)."""
+    from callscribe.store import Store, StoreError
+
+    try:
+        with Store(url) as store:
+            lines = store.terms()
+    except StoreError as exc:
+        raise GlossaryError(f"--glossary-db: {exc}") from None
+    return Glossary.parse("\n".join(lines), source=f"the glossary in {url}")
+
+
+def _merge(a: Glossary, b: Glossary) -> Glossary:
+    terms = tuple(dict.fromkeys((*a.terms, *b.terms)))
+    return Glossary(terms, tuple(dict.fromkeys((*a.corrections, *b.corrections))))
+
+
 def build_options(**kw: object) -> Options:
     """CLI flags → Options (hotwords file parsed here so a bad file fails before any work)."""
     hotwords_file = kw.pop("hotwords_file", None)
-    if hotwords_file is not None:
-        glossary = Glossary.load(str(hotwords_file))
+    glossary_db = kw.pop("glossary_db", None)
+    if hotwords_file is not None or glossary_db:
+        glossary = Glossary.load(str(hotwords_file)) if hotwords_file is not None else Glossary()
+        if glossary_db:
+            glossary = _merge(glossary, _stored_glossary(str(glossary_db)))
         kw["hotwords"] = glossary.terms
         kw["corrections"] = glossary.corrections
     fmt = kw.pop("format_spec", None)
@@ -150,6 +170,9 @@ def transcribe(
     model: Annotated[str | None, typer.Option(help="Model name, hub id or local folder.")] = None,
     hotwords_file: Annotated[
         Path | None, typer.Option("--hotwords", help="Glossary: a term a line, or 'wrong => right'.")
+    ] = None,
+    glossary_db: Annotated[
+        str | None, typer.Option("--glossary-db", help="Also use the glossary kept in this call store (URL).")
     ] = None,
     max_duration: Annotated[float | None, typer.Option(help="Refuse calls longer than this (seconds).")] = None,
     max_clip: Annotated[float, typer.Option("--max-clip", help="Longest clip sent to the engine (s, <= 30).")] = 20.0,
@@ -219,6 +242,7 @@ def transcribe(
     try:
         options = build_options(
             format_spec=format_spec, language=language, engine=engine, model=model, hotwords_file=hotwords_file,
+            glossary_db=glossary_db,
             max_duration=max_duration, max_clip_s=max_clip, batch_size=batch_size, beam_size=beam_size,
             timestamps=timestamps, device=device, compute_type=compute_type, threads=threads, hub=hub,
             base_url=base_url, concurrency=concurrency, channels=channels, channel_roles_spec=channel_roles_spec,
