@@ -38,7 +38,7 @@ def live_matches(text: str, language: str | None, *, open_tail: bool = True, ope
     for run in digit_runs(text):
         if len(run.digits) < OPEN_DIGITS:
             continue
-        long = len(run.digits) >= LONG_DIGITS and not run.glued
+        long = len(run.digits) >= LONG_DIGITS  # glued to letters too: a misheard last digit ("530i") is no code
         if long or (open_tail and run.end >= tail) or (open_head and run.start <= head):
             found.append(PiiMatch(NUMBER, run.start, run.end, text[run.start : run.end], verified=False))
     if open_tail:
