@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callscribe.model import Transcript, to_dict
+from callscribe.outputs.writers import atomic_write_text
 from callscribe.pipeline import one_line
 from callscribe.streaming import finish
 from callscribe.streaming.engine_share import SharedEngine, share_engine
@@ -160,9 +159,11 @@ class LiveService:
             out["call_id"] = self.service.store.add(t, qa, meta=meta)
             recording.unlink(missing_ok=True)
         else:
-            _write_atomic(recording.with_suffix(".json"), t.to_json())
+            atomic_write_text(recording.with_suffix(".json"), t.to_json())
             if qa is not None:
-                _write_atomic(recording.with_suffix(".qa.json"), json.dumps(to_dict(qa), ensure_ascii=False, indent=2))
+                atomic_write_text(
+                    recording.with_suffix(".qa.json"), json.dumps(to_dict(qa), ensure_ascii=False, indent=2)
+                )
             out["transcript"] = recording.with_suffix(".json").name
         return out
 
@@ -214,16 +215,3 @@ def _warm(options: Any) -> None:
         LiveQA(options.scorecard, options.language).warm()
     except Exception:  # only a head start
         log.debug("live warm-up failed", exc_info=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
