@@ -4,8 +4,8 @@ Builds two-party stereo 8 kHz calls from evalset-dev speech (``callscribe.eval.c
 ``--executor local`` and ``--executor ray`` (a local Ray), each run in a fresh process, interleaved, ``--repeats``
 times, and reports medians: the run itself (engine loaded, Ray up), model load, Ray start, and the ratio
 ray / local for the run alone and end to end. Every Ray run's transcripts are compared with the local run's (JSON,
-timings aside); an engine whose reading of a clip depends on the clips heard with it (the bundled Whisper computes
-features over the clips laid end to end) can differ where the two executors group clips differently.
+timings aside): the executors group clips into engine calls differently, so any difference shows an engine whose
+reading of a clip depends on the clips heard with it.
 
     python benchmarks/ray_scaling.py --calls 8 --repeats 3                      # CPU, bundled Whisper-base
     python benchmarks/ray_scaling.py --gpu --engine qwen3 --model DIR --calls 64  # 1 GPU actor vs local on the GPU

