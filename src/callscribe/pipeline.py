@@ -335,6 +335,7 @@ class Pipeline:
 
         def gather() -> Iterator[CallError]:
             while True:
+                refill()  # a feed that ran dry may hold new sources now (the service's queue)
                 if active:
                     batch = engine_batch()
                     size = max(MIN_CLIPS_PER_ENGINE_CALL, factor * batch) if batch else per_call
@@ -345,7 +346,6 @@ class Pipeline:
                 if not pending:
                     return
                 label, fut = pending.pop(0)
-                refill()
                 try:
                     active.append(fut.result())
                 except StageError as exc:

@@ -162,3 +162,40 @@ def test_engines_without_a_batch_size_keep_arrival_order(calls: tuple[list[Path]
         mine = [(ch, i) for c, ch, i in order if c == call]
         assert [i for _, i in mine] == sorted(i for _, i in mine)
     assert all(isinstance(t, Transcript) for t in out.values())
+
+
+class LateFeed:
+    """Sources the way the service hands them over: ``StopIteration`` means "nothing now", not "never"."""
+
+    def __init__(self, first: Path) -> None:
+        self.ready = [first]
+        self.asked_after_empty = 0
+
+    def __iter__(self) -> LateFeed:
+        return self
+
+    def __next__(self) -> tuple[Path, str]:
+        if not self.ready:
+            self.asked_after_empty += 1
+            raise StopIteration
+        return self.ready.pop(0), ""
+
+
+def test_a_call_arriving_while_the_run_hears_joins_it(calls: tuple[list[Path], dict]) -> None:
+    """A source that turns up after the feed once ran dry is taken into the running run, not left for the next."""
+    paths, turns = calls
+    first, late = paths[1], paths[0]  # a long call heard over several engine calls, then a short one
+    feed = LateFeed(first)
+    pipe = RecordingPipeline(PerCallReference(turns))
+
+    def arrived(_clips: int) -> None:
+        if len(pipe.groups) == 1:
+            feed.ready.append(late)
+
+    out = [item for item in pipe.run(feed, on_clip_batch=arrived)]
+    assert len(out) == 2 and all(isinstance(t, Transcript) and t.utterances for t in out)
+    assert sorted(t.call.path for t in out if isinstance(t, Transcript)) == sorted([str(first), str(late)])
+    assert {call for g in pipe.groups for call, *_ in g} == {first.stem, late.stem}
+    alone = run([late], PerCallReference(turns))[1][str(late)]
+    late_out = next(t for t in out if isinstance(t, Transcript) and t.call.path == str(late))
+    assert content(late_out) == content(alone)
