@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from callscribe import coverage
+from callscribe import call_language, coverage
 from callscribe.clip_pool import ClipPool
 from callscribe.engines import base as engines
 from callscribe.engines.base import Clip, Engine, EngineOptions, EngineResult
@@ -217,6 +217,11 @@ class Pipeline:
             call.uncovered += [(clip, span) for span in left]
         return []
 
+    def _with_language(self, call: _Call, engine_time: dict[int, float]) -> _Call:
+        if self.options.language is None and isinstance(self.engine, engines.DetectsLanguage):
+            engine_time[id(call)] = call_language.tag(call, self.engine)
+        return call
+
     def _cut(self, call: _Call, clip: Clip, piece: Span, speech: list[Span]) -> Clip:
         """A piece of ``clip``'s channel read again from the call's audio, for a second decode."""
         from callscribe.audio.segment import ClipPlan, clip_audio
@@ -347,7 +352,7 @@ class Pipeline:
                     return
                 label, fut = pending.pop(0)
                 try:
-                    active.append(fut.result())
+                    active.append(self._with_language(fut.result(), engine_time))
                 except StageError as exc:
                     yield CallError(label, exc.stage, str(exc))
                 except Exception as exc:

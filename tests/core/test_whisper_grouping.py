@@ -54,3 +54,43 @@ def test_a_clip_reads_the_same_alone_and_after_other_clips(evalset: Path, monkey
     assert len(heard) == 2
     assert np.array_equal(heard[0], before.audio) and np.array_equal(heard[1], target.audio)  # sample-exact
     assert second == alone and second.segments and first.segments
+
+
+def test_a_call_without_a_given_language_reads_the_same_however_its_clips_are_grouped(
+    evalset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Language detection once per call, on the call's own speech, not per engine call on whatever it holds.
+
+    A call of Mandarin and English turns heard one clip per engine call used to get a language per clip, and heard
+    whole a single one: two readings of one call. Now both ways ask the engine once and read it the same."""
+    from callscribe.engines import bundled
+    from callscribe.engines.whisper import WhisperEngine
+    from callscribe.eval.calls import CallSpec, TurnSpec, build_calls, load_pieces
+    from callscribe.pipeline import Pipeline
+
+    if not bundled.is_installed():
+        pytest.skip("the bundled Whisper-base is not installed")
+    spec = CallSpec(
+        "lang_mixed", "zh", "stereo", 8000,
+        (TurnSpec("agent", ("cosyvoice",)), TurnSpec("customer", ("jfk",)), TurnSpec("agent", ("aishell1",))),
+    )  # fmt: skip
+    (built,) = build_calls(evalset, tmp_path, [spec], pieces=load_pieces(evalset, ("zh", "en")))
+    asked: list[float] = []
+    detect = WhisperEngine.detect_language
+
+    def counting(self: WhisperEngine, clip: Clip) -> str:
+        asked.append(clip.duration)
+        return detect(self, clip)
+
+    monkeypatch.setattr(WhisperEngine, "detect_language", counting)
+    pipe = Pipeline({"engine": "whisper", "threads": 2, "channel_roles": ("agent", "customer")})
+    whole = pipe.transcribe(built.audio_path)
+    assert len(asked) == 1
+    monkeypatch.setattr("callscribe.pipeline.MIN_CLIPS_PER_ENGINE_CALL", 1)
+    heard: list[int] = []
+    (one_by_one,) = list(pipe.run([(built.audio_path, "")], on_clip_batch=heard.append))
+    assert len(asked) == 2 and heard and max(heard) == 1 and len(heard) >= 3  # one clip per engine call
+    assert {u.language for u in whole.utterances} == {whole.language}
+    assert [(u.start, u.end, u.text, u.language) for u in one_by_one.utterances] == [
+        (u.start, u.end, u.text, u.language) for u in whole.utterances
+    ]

@@ -31,6 +31,7 @@ class Clip:
     speaker: str | None = None
     index: int = 0  # position of the clip within its call
     speech: tuple[Span, ...] = ()  # the speech-map spans inside the clip, in call time (what it must cover)
+    language: str | None = None  # the call's language when it was detected once for the whole call
 
     @property
     def duration(self) -> float:
@@ -87,6 +88,15 @@ class Engine(Protocol):
     def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]: ...
 
     def describe(self) -> str: ...
+
+
+@runtime_checkable
+class DetectsLanguage(Protocol):
+    """An engine that can name a clip's language on its own; with no language given, the pipeline asks it once per
+    call (on the call's longest stretch of speech) and hands every clip of the call that answer, so a call's reading
+    does not depend on which other calls' clips share its engine calls."""
+
+    def detect_language(self, clip: Clip) -> str | None: ...
 
 
 class EngineError(RuntimeError):

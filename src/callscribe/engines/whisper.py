@@ -131,20 +131,27 @@ class WhisperEngine:
 
     # -- language -------------------------------------------------------------------------------------------
     def _languages(self, clips: Sequence[Clip], forced: str | None) -> list[str]:
-        """One language per clip: forced, or detected once per call on its longest clip."""
+        """One language per clip: forced, the call's own (the pipeline asked :meth:`detect_language` once per
+        call), or else detected once per call on its longest clip in this engine call."""
         if forced:
             return [forced] * len(clips)
         if not self.model.model.is_multilingual:
             return ["en"] * len(clips)
         longest: dict[str, Clip] = {}
         for clip in clips:
-            if clip.call_id not in longest or clip.duration > longest[clip.call_id].duration:
+            if clip.language is None and (
+                clip.call_id not in longest or clip.duration > longest[clip.call_id].duration
+            ):
                 longest[clip.call_id] = clip
-        detected = {}
-        for call_id, clip in longest.items():
-            language, _prob, _all = self.model.detect_language(audio=clip.audio[: int(MAX_CLIP_S * SAMPLE_RATE)])
-            detected[call_id] = language
-        return [detected[c.call_id] for c in clips]
+        detected = {call_id: self.detect_language(clip) for call_id, clip in longest.items()}
+        return [c.language or detected[c.call_id] for c in clips]
+
+    def detect_language(self, clip: Clip) -> str:
+        """Whisper's language for ``clip`` (its first 30 s)."""
+        if not self.model.model.is_multilingual:
+            return "en"
+        language, _prob, _all = self.model.detect_language(audio=clip.audio[: int(MAX_CLIP_S * SAMPLE_RATE)])
+        return str(language)
 
     # -- recognition ----------------------------------------------------------------------------------------
     def transcribe(self, clips: Sequence[Clip], options: EngineOptions) -> list[EngineResult]:
