@@ -46,6 +46,18 @@ class ClipPool(Generic[C]):
                 self.waiting.append((call, clip))
                 self._left[key] = self._left.get(key, 0) + 1
 
+    def fill(self, calls: list[C], size: int, fair: bool = False) -> None:
+        """Take clips of ``calls`` until the pool holds ``size``: all of one call, then the next (arrival order), or
+        with ``fair`` one clip of each call per round, so a call that came later does not wait for every clip of
+        the calls before it (the service: a short request behind a long one)."""
+        if not fair:
+            for call in calls:
+                self.pull(call, size)
+            return
+        while len(self.waiting) < size and not all(call.exhausted for call in calls):
+            for call in calls:
+                self.pull(call, min(size, len(self.waiting) + 1))
+
     def holds(self, call: C) -> bool:
         """Whether ``call`` still counts (it has not been dropped)."""
         return id(call) in self._left

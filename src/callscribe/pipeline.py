@@ -295,6 +295,7 @@ class Pipeline:
         lookahead: int = 8,
         on_clip_batch: Callable[[int], None] | None = None,
         pool_factor: int | None = None,
+        fair: bool = False,
     ) -> Iterator[Transcript | CallError]:
         """Yield a Transcript or a CallError per source as each call finishes, batching engine work across calls.
 
@@ -303,8 +304,9 @@ class Pipeline:
         the pool holds ``max(MIN_CLIPS_PER_ENGINE_CALL, pool_factor * B)`` clips (``pool_factor`` defaults to
         ``POOL_FACTOR``); it is sorted by duration and heard one batch per engine call, so a batch holds clips of
         similar length from several calls. Other engines get ``max(MIN_CLIPS_PER_ENGINE_CALL, batch_size)`` clips
-        per call in arrival order. A call is finished, and yielded, as soon as its last clip is heard; when an
-        engine call fails, each call in it is tried alone and only the calls that fail again are lost.
+        (or their ``clips_per_call``) per call in arrival order, or with ``fair`` in turns (:meth:`ClipPool.fill`).
+        Sources are asked for more on every pass, so one that turns up meanwhile (the service) joins the run. A call
+        is yielded as soon as its last clip is heard; when an engine call fails, each call in it is tried alone.
 
         Memory: the audio of at most one pool of clips (each at most ``max_clip_s``; a heard clip drops its
         samples) plus one clip read ahead per call, and the decoded audio of at most ``MAX_OPEN_CALLS`` calls with
@@ -317,7 +319,6 @@ class Pipeline:
         engine_time: dict[int, float] = {}
         pool: ClipPool[_Call] = ClipPool()
         sizing: list[int | None] = []  # the engine's batch, once known (None: it does not batch rows)
-        per_call = max(MIN_CLIPS_PER_ENGINE_CALL, self.options.batch_size)
         factor = POOL_FACTOR if pool_factor is None else max(1, pool_factor)
 
         def refill() -> None:
@@ -338,25 +339,33 @@ class Pipeline:
                 sizing.append((self.options.batch_size or size) if isinstance(size, int) and size > 0 else None)
             return sizing[0]
 
+        def clips_per_call() -> int:  # engines that do not pad rows; one may ask for fewer (it hears one at a time)
+            preferred = getattr(self.engine, "clips_per_call", None)
+            floor = preferred if isinstance(preferred, int) and preferred > 0 else MIN_CLIPS_PER_ENGINE_CALL
+            return max(floor, self.options.batch_size)
+
+        def admit(label: str, fut: Future[_Call]) -> Iterator[CallError]:
+            try:
+                active.append(self._with_language(fut.result(), engine_time))
+            except StageError as exc:
+                yield CallError(label, exc.stage, str(exc))
+            except Exception as exc:
+                yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
+
         def gather() -> Iterator[CallError]:
             while True:
                 refill()  # a feed that ran dry may hold new sources now (the service's queue)
+                while fair and pending and pending[0][1].done() and len(active) < MAX_OPEN_CALLS:
+                    yield from admit(*pending.pop(0))  # prepared meanwhile: its clips take turns from now on
                 if active:
                     batch = engine_batch()
-                    size = max(MIN_CLIPS_PER_ENGINE_CALL, factor * batch) if batch else per_call
-                    for call in active:
-                        pool.pull(call, size)
+                    size = max(MIN_CLIPS_PER_ENGINE_CALL, factor * batch) if batch else clips_per_call()
+                    pool.fill(active, size, fair)
                     if len(pool) >= size or len(active) >= MAX_OPEN_CALLS:
                         return
                 if not pending:
                     return
-                label, fut = pending.pop(0)
-                try:
-                    active.append(self._with_language(fut.result(), engine_time))
-                except StageError as exc:
-                    yield CallError(label, exc.stage, str(exc))
-                except Exception as exc:
-                    yield CallError(label, getattr(exc, "stage", "decode"), _with_path(label, one_line(exc)))
+                yield from admit(*pending.pop(0))
 
         def drop(call: _Call) -> None:
             active[:] = [c for c in active if c is not call]

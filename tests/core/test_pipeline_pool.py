@@ -7,9 +7,11 @@ speaker stage, clip cutter, coverage check and assembly. Recognition is the refe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from speakers_calls import HeardTurn, ReferenceEngine, example_turns
@@ -199,3 +201,39 @@ def test_a_call_arriving_while_the_run_hears_joins_it(calls: tuple[list[Path], d
     alone = run([late], PerCallReference(turns))[1][str(late)]
     late_out = next(t for t in out if isinstance(t, Transcript) and t.call.path == str(late))
     assert content(late_out) == content(alone)
+
+
+def test_fair_runs_let_a_short_call_in_before_a_long_one_ends(calls: tuple[list[Path], dict]) -> None:
+    """``fair`` (the service): calls' clips take turns, so a short call queued behind a long one is not left
+    waiting for every clip of it; arrival order (the batch runner) hears the long call first. Same transcripts."""
+    paths, turns = calls
+    long, short = paths[1], next(p for p in paths if p.stem == "pool_en_mono")  # 6 clips, 3 clips
+    short_ready = threading.Event()
+
+    class InOrder(RecordingPipeline):
+        def prepare(self, source: Any, **kwargs: Any) -> _Call:  # the short call is prepared first, always
+            if Path(source) == long:
+                assert short_ready.wait(60)
+            call = super().prepare(source, **kwargs)
+            if Path(source) == short:
+                short_ready.set()
+            return call
+
+    runs = {}
+    for fair in (False, True):
+        short_ready.clear()
+        engine = PerCallReference(turns, batch_size=None)
+        engine.clips_per_call = 2  # type: ignore[attr-defined]
+        pipe = InOrder(engine)
+        out = {t.call.path: t for t in pipe.run([(long, ""), (short, "")], fair=fair) if isinstance(t, Transcript)}
+        assert len(out) == 2 and all(len(g) <= 2 for g in pipe.groups)
+        runs[fair] = out, [{call for call, *_ in g} for g in pipe.groups]
+    (plain, plain_groups), (fair_out, fair_groups) = runs[False], runs[True]
+    last_long = max(i for i, g in enumerate(fair_groups) if long.stem in g)
+    last_short = max(i for i, g in enumerate(fair_groups) if short.stem in g)
+    assert last_short < last_long and any(g == {long.stem, short.stem} for g in fair_groups)
+    assert max(i for i, g in enumerate(plain_groups) if long.stem in g) < min(
+        i for i, g in enumerate(plain_groups) if short.stem in g
+    )
+    for path, t in fair_out.items():
+        assert content(t) == content(plain[path]), path

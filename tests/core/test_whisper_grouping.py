@@ -86,7 +86,7 @@ def test_a_call_without_a_given_language_reads_the_same_however_its_clips_are_gr
     pipe = Pipeline({"engine": "whisper", "threads": 2, "channel_roles": ("agent", "customer")})
     whole = pipe.transcribe(built.audio_path)
     assert len(asked) == 1
-    monkeypatch.setattr("callscribe.pipeline.MIN_CLIPS_PER_ENGINE_CALL", 1)
+    monkeypatch.setattr("callscribe.engines.whisper.CPU_CLIPS_PER_CALL", 1)
     heard: list[int] = []
     (one_by_one,) = list(pipe.run([(built.audio_path, "")], on_clip_batch=heard.append))
     assert len(asked) == 2 and heard and max(heard) == 1 and len(heard) >= 3  # one clip per engine call

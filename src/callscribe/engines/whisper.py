@@ -39,6 +39,7 @@ MAX_CLIP_S = 30.0
 # Batch size when the options leave it to the engine. On CPU a batch buys no speed and costs memory: CTranslate2
 # keeps a decoder cache of 448 tokens per beam and sequence (about 55 MB per clip for base with beam 5).
 CPU_BATCH = 1
+CPU_CLIPS_PER_CALL = 4
 GPU_BATCH = 16
 # Whisper's own rule for dropping a hallucination over silence.
 NO_SPEECH_PROB = 0.6
@@ -125,6 +126,13 @@ class WhisperEngine:
     @property
     def default_batch(self) -> int:
         return CPU_BATCH if self.device == "cpu" else GPU_BATCH
+
+    @property
+    def clips_per_call(self) -> int | None:
+        """Clips the pipeline hands over per engine call on CPU (None: its default). One clip is decoded at a
+        time there, so a small engine call costs nothing, and a call that arrives meanwhile (the service's
+        queue) is taken in after a few clips instead of after a whole call's worth."""
+        return CPU_CLIPS_PER_CALL if self.device == "cpu" else None
 
     def describe(self) -> str:
         return f"whisper ({self.model_label}, {self.device}, {self.compute_type})"

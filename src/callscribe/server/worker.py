@@ -231,7 +231,7 @@ class EngineWorker:
             pipeline.engine_reason = self.pipeline.engine_reason
         feed = _Feed(self, first)
         try:
-            for result in pipeline.run(feed):
+            for result in pipeline.run(feed, fair=True):
                 self._answer(feed.resolve(result), result)
         except Exception as exc:  # the run itself broke: every call still in it gets the reason
             log.exception("pipeline run failed")
