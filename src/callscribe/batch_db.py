@@ -20,6 +20,7 @@ from callscribe.outputs.writers import QA_SUFFIX
 if TYPE_CHECKING:
     from callscribe.callmeta import MetadataSource
     from callscribe.store import Store
+    from callscribe.store.bulk import Added, NewCall
 
 log = logging.getLogger("callscribe")
 _LOOKUP: Any = object()  # put(): look the metadata up
@@ -76,6 +77,19 @@ class StoreSink:
         self.added += 1
         self.new += not known
         return int(call_id)
+
+    def new_call(self, t: Transcript, qa: QAResult | None) -> NewCall:
+        """A call for ``Store.add_many`` (``index``), its metadata looked up and its options key set."""
+        from callscribe.store.bulk import NewCall
+
+        meta = self.metadata.meta(t.call.path) if self.metadata is not None else None
+        return NewCall(t, qa, meta=meta, options_key=options_key(t))
+
+    def count(self, added: Added) -> None:
+        """Count a call ``Store.add_many`` stored."""
+        if added.error is None:
+            self.added += 1
+            self.new += added.new
 
     def ensure(self, t: Transcript, out_dir: Path, stem: str, fresh_qa: QAResult | None = None) -> bool:
         """A call already done in the folder: store it when the store lacks it, or has new QA or metadata for it.

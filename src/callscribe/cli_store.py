@@ -23,8 +23,11 @@ from rich.text import Text
 from callscribe.callmeta import MetadataError, MetadataSource, parse_time
 
 if TYPE_CHECKING:
-    from callscribe.batch_db import StoreSink
+    from collections.abc import Iterator
+
+    from callscribe.model import QAResult, Transcript
     from callscribe.store import SearchHit, Store
+    from callscribe.store.bulk import NewCall
 
 log = logging.getLogger("callscribe")
 err = Console(stderr=True)
@@ -120,8 +123,23 @@ def index_command(
         raise fail(f"{out_dir}: not a folder")
     files = [p for p in transcript_files(out_dir) if not p.name.startswith(".")]
     sink = StoreSink(store, meta)
-    try:
-        bad = sum(_index_one(path, out_dir, sink) for path in files)
+    bad = 0
+    stored: list[Path] = []  # the files given to the store, in order
+
+    def calls() -> Iterator[NewCall]:
+        nonlocal bad
+        for path in files:
+            t, qa, problems = _read_one(path, out_dir)
+            bad += problems
+            if t is not None:
+                stored.append(path)
+                yield sink.new_call(t, qa)
+
+    try:  # batches of calls per transaction; PostgreSQL commits without waiting for the disk (a re-run restores)
+        for added in store.add_many(calls(), durable=False):
+            sink.count(added)
+            if added.error is not None:
+                bad += _bad("not stored", f"{stored[added.index]}: {added.error}")
     finally:
         store.close()
     updated = sink.added - sink.new
@@ -135,33 +153,30 @@ def index_command(
         raise typer.Exit(1)
 
 
-def _index_one(path: Path, out_dir: Path, sink: StoreSink) -> int:
-    """Store one transcript file with its QA result; the number of bad files met (each named in one line)."""
+def _bad(kind: str, message: str) -> int:
+    err.print(f"[red]{kind}:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    return 1
+
+
+def _read_one(path: Path, out_dir: Path) -> tuple[Transcript | None, QAResult | None, int]:
+    """A transcript file with its QA result: (transcript or None, QA or None, bad files met, each named in one
+    line)."""
     from callscribe.batch_db import qa_file, read_qa
     from callscribe.model import Transcript
-
-    def bad(kind: str, message: str) -> int:
-        err.print(f"[red]{kind}:[/] {escape(message)}", soft_wrap=True, highlight=False)
-        return 1
 
     try:
         t = Transcript.from_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        return bad("skipped", f"{path}: cannot read ({exc.strerror or exc})")
+        return None, None, _bad("skipped", f"{path}: cannot read ({exc.strerror or exc})")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return bad("skipped", f"{path}: not a transcript ({one_line(exc)})")
-    problems, qa = 0, None
+        return None, None, _bad("skipped", f"{path}: not a transcript ({one_line(exc)})")
     qa_path = qa_file(out_dir, path.name[: -len(".json")])
     if qa_path.is_file():
         try:
-            qa = read_qa(qa_path)
+            return t, read_qa(qa_path), 0
         except ValueError as exc:
-            problems += bad("no QA", f"{exc}; the call is stored without it")
-    try:
-        sink.put(t, qa)
-    except Exception as exc:  # one call the database refuses must not stop the folder
-        problems += bad("not stored", f"{path}: {one_line(exc)}")
-    return problems
+            return t, None, _bad("no QA", f"{exc}; the call is stored without it")
+    return t, None, 0
 
 
 # -- search ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ See docs/store.md.
 
 from __future__ import annotations
 
+from callscribe.store.bulk import Added, NewCall
 from callscribe.store.connect import DEFAULT_URL, ENV_VAR, masked, resolve_url
 from callscribe.store.records import (
     AgentPeriod,
@@ -31,6 +32,7 @@ from callscribe.store.store import Store
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "Added",
     "AgentPeriod",
     "ApiKey",
     "CallMeta",
@@ -38,6 +40,7 @@ __all__ = [
     "CallSummary",
     "Correction",
     "Job",
+    "NewCall",
     "QueryError",
     "SearchHit",
     "Store",

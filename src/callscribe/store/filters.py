@@ -1,4 +1,4 @@
-"""Filters shared by ``calls``, ``search`` and the reports: times, agents, queues, QA verdicts."""
+"""Filters shared by ``calls``, ``search`` and the reports: times, agents, queues, QA verdicts, customer mood."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, select
 
 from callscribe.store.models import CallRow, RuleRow
+from callscribe.store.moods import mood_condition
 from callscribe.store.query import unindexed as no_index
 
 TimeLike = datetime | date | str
@@ -54,11 +55,13 @@ def call_filters(
     rule_failed_id: str | None = None,
     min_score: float | None = None,
     max_score: float | None = None,
+    sentiment: str | None = None,
     call_id: int | None = None,
     unindexed: Collection[str] = (),
 ) -> list[ColumnElement[bool]]:
     """Conditions on ``calls``: ``since`` inclusive, ``until`` exclusive, both on the call time (calls without one
-    are left out when either is given). ``unindexed``: columns SQLite must not use an index for (see
+    are left out when either is given); ``sentiment`` a customer mood (:data:`callscribe.store.moods.MOODS`).
+    ``unindexed``: columns SQLite must not use an index for (see
     :mod:`callscribe.store.plan`)."""
 
     def col(name: str) -> Any:
@@ -87,4 +90,6 @@ def call_filters(
         out.append(col("score") >= min_score)
     if max_score is not None:
         out.append(col("score") <= max_score)
+    if sentiment is not None:
+        out.append(mood_condition(sentiment, col("customer_mood")))
     return [and_(*out)] if out else []

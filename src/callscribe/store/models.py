@@ -57,6 +57,7 @@ class CallRow(Base):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("sha256", "options_key", name="uq_calls_sha256_options_key"),
+        Index("ix_calls_customer_mood_call_time", "customer_mood", "call_time"),
         {"sqlite_autoincrement": True},
     )
 
@@ -82,6 +83,8 @@ class CallRow(Base):
     talk_s: Mapped[float] = mapped_column(Float, default=0.0)  # sum over parties of each party's talk time
     agent_talk_s: Mapped[float] = mapped_column(Float, default=0.0)
     customer_talk_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # negative, neutral, positive or unknown: the customer's mean sentiment in the QA result (callscribe.store.moods)
+    customer_mood: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

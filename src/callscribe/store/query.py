@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     false,
     func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -144,9 +145,9 @@ def _tsquery_string(tokens: tuple[str, ...]) -> str:
     return " & ".join("'" + t.replace("'", "''") + "'" for t in tokens)
 
 
-def condition(q: Query, dialect: str, probe: bool = False) -> ColumnElement[bool]:
-    """The SQL condition on ``utterances`` that a matching utterance meets. ``probe``: SQLite checks each candidate
-    utterance against the set of matches instead of reading from the matches (see :mod:`callscribe.store.plan`)."""
+def condition(q: Query, dialect: str, probe: bool | str = False) -> ColumnElement[bool]:
+    """The SQL condition on ``utterances`` that a matching utterance meets. ``probe``: each candidate utterance is
+    checked instead of reading from the matches (see :func:`index_match` and :mod:`callscribe.store.plan`)."""
     if dialect not in ("sqlite", "postgresql"):  # pragma: no cover - Store refuses other databases first
         raise QueryError(f"search is not supported on {dialect}")
     ands = []
@@ -156,15 +157,33 @@ def condition(q: Query, dialect: str, probe: bool = False) -> ColumnElement[bool
     return and_(*ands) if ands else false()
 
 
-def _atom_condition(atom: Atom, dialect: str, probe: bool) -> ColumnElement[bool]:
+_PLAIN_TOKEN = re.compile(r"[a-z0-9\u3400-\u4dbf\u4e00-\u9fff]+")  # what FTS5's unicode61 keeps as one token
+
+
+def index_match(tokens: tuple[str, ...], dialect: str, probe: bool | str = False) -> ColumnElement[bool]:
+    """Utterances whose search tokens include all of ``tokens``. ``probe`` (true): checked on each candidate
+    utterance rather than read from the index, so the plan walks the calls newest first. SQLite: ``+id IN
+    (matches)``, the set of matches made once; ``"row"``: in the row's own ``tokens`` (a space-separated token
+    list, what FTS5 indexed) where every token is plain letters, digits or CJK, which FTS5 sees the same way, so
+    the matches are never all read. PostgreSQL: ``ts_match_vq(vector, query)``, the function behind ``@@``, which
+    no index serves."""
     if dialect == "sqlite":
+        if probe == "row" and all(_PLAIN_TOKEN.fullmatch(t) for t in tokens):
+            spaced = literal(" ") + UtteranceRow.tokens + literal(" ")
+            return and_(*(func.instr(spaced, f" {t} ") > 0 for t in tokens))
         fts = table("utterances_fts")
-        match = literal_column("utterances_fts").op("MATCH", return_type=Boolean)(fts5_string(atom.tokens))
+        match = literal_column("utterances_fts").op("MATCH", return_type=Boolean)(fts5_string(tokens))
         ids = select(literal_column("rowid")).select_from(fts).where(match)
-        found: ColumnElement[bool] = (unindexed(UtteranceRow.id) if probe else UtteranceRow.id).in_(ids)
-    else:
-        vector = literal_column("utterances.search_vector")
-        found = vector.op("@@", return_type=Boolean)(func.to_tsquery("simple", _tsquery_string(atom.tokens)))
+        return (unindexed(UtteranceRow.id) if probe else UtteranceRow.id).in_(ids)
+    vector = literal_column("utterances.search_vector")
+    query = func.to_tsquery("simple", _tsquery_string(tokens))
+    if probe:
+        return func.ts_match_vq(vector, query, type_=Boolean)
+    return vector.op("@@", return_type=Boolean)(query)
+
+
+def _atom_condition(atom: Atom, dialect: str, probe: bool | str) -> ColumnElement[bool]:
+    found = index_match(atom.tokens, dialect, probe)
     if atom.patterns:
         found = and_(found, *(UtteranceRow.norm.like(p) for p in atom.patterns))
     return not_(found) if atom.negated else found

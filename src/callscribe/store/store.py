@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from callscribe.model import QAResult, Transcript
 from callscribe.store import schema
 from callscribe.store.admin import AdminMixin
+from callscribe.store.bulk import BulkMixin
 from callscribe.store.connect import (
     DEFAULT_TIMEOUT_S,
     SQLITE_BEGIN,
@@ -57,7 +58,7 @@ ORDER_BY = {
 }
 
 
-class Store(IndexMixin, AdminMixin, ReportMixin):
+class Store(BulkMixin, IndexMixin, AdminMixin, ReportMixin):
     """A database of transcribed calls.
 
     ``Store(url)`` connects and checks the schema before anything else: an unreachable server, a bad URL, a locked
@@ -208,17 +209,6 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
             return write_call(s.connection(), t, qa, meta, key, tokens, words, utcnow())
 
     @db_errors
-    def _add_batch(self, calls: Sequence[tuple[Transcript, QAResult | None, CallMeta | None]]) -> list[int]:
-        """Internal bulk path (benchmarks/store.py measures it): several calls as :meth:`add` stores them, in one
-        transaction, so a durable commit is paid once per batch; no retry when another process stores one of
-        them at the same time (the whole batch fails)."""
-        ready = [(self._prepare(t, qa, None), meta) for t, qa, meta in calls]
-        now = utcnow()
-        with self._session(write=True) as s:
-            conn = s.connection()
-            return [write_call(conn, t, qa, meta, key, tokens, True, now) for (t, qa, key, tokens), meta in ready]
-
-    @db_errors
     def has(self, sha256: str, options_key: str = "") -> bool:
         """Whether the call with this recording and options is stored."""
         with self._session() as s:
@@ -263,14 +253,16 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
         rule_failed: str | None = None,
         min_score: float | None = None,
         max_score: float | None = None,
+        sentiment: str | None = None,
         q: str | None = None,
         order_by: str = "-call_time",
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[CallSummary]:
-        """Calls matching every filter given. ``since`` is inclusive, ``until`` exclusive (call time); ``q`` a
-        search query some utterance must match; ``order_by`` one of call_time, score, created, id (``-`` first:
-        descending; calls without a time or score come last)."""
+        """Calls matching every filter given. ``since`` is inclusive, ``until`` exclusive (call time);
+        ``sentiment`` the customer's mood (negative, neutral, positive, unknown: see :mod:`callscribe.store.moods`);
+        ``q`` a search query some utterance must match; ``order_by`` one of call_time, score, created, id (``-``
+        first: descending; calls without a time or score come last)."""
         if order_by not in ORDER_BY:
             raise ValueError(f"order_by {order_by!r} is not one of {', '.join(ORDER_BY)}")
         where = call_filters(
@@ -282,6 +274,7 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
             rule_failed_id=rule_failed,
             min_score=min_score,
             max_score=max_score,
+            sentiment=sentiment,
         )
         parsed = parse(q, self.tokenizer) if q is not None else None
 
@@ -292,7 +285,8 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
                 return stmt
             if not shape.walk:  # the calls of the matching utterances
                 return stmt.where(CallRow.id.in_(select(UtteranceRow.call_id).where(condition(parsed, self.dialect))))
-            said = exists().where(UtteranceRow.call_id == CallRow.id, condition(parsed, self.dialect, probe=True))
+            probe = condition(parsed, self.dialect, probe=shape.probe)
+            said = exists().where(UtteranceRow.call_id == CallRow.id, probe)
             return stmt.where(said)
 
         with self._session() as s:
@@ -336,7 +330,7 @@ class Store(IndexMixin, AdminMixin, ReportMixin):
             # SQLite: no index on a filter column may drive the plan (a walk keeps the call time's)
             where, order = shape.newest_first()
             where += [
-                condition(parsed, self.dialect, probe=shape.walk),
+                condition(parsed, self.dialect, probe=shape.probe),
                 *call_filters(**filters, unindexed=SEARCH_UNINDEXED[shape.walk]),
             ]
             if role is not None:

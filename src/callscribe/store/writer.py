@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, tuple_, update
 
 from callscribe.model import QAResult, Redaction, Transcript, to_dict
 from callscribe.store.ingest import talk_times
@@ -29,7 +30,9 @@ from callscribe.store.models import (
     UtteranceRow,
     WordRow,
 )
+from callscribe.store.moods import customer_mood
 from callscribe.store.records import CallMeta
+from callscribe.store.rows import insert_rows
 from callscribe.store.tokens import norm
 
 CALLS = CallRow.__table__
@@ -42,6 +45,19 @@ HITS = RuleHitRow.__table__
 SENTIMENTS = SentimentRow.__table__
 
 
+@dataclass(frozen=True)
+class Item:
+    """One call to write: the checked transcript and QA, its options key and search tokens (one string per
+    utterance), the meta (None keeps a stored call's) and whether to keep word timings."""
+
+    t: Transcript
+    qa: QAResult | None
+    meta: CallMeta | None
+    key: str
+    tokens: Sequence[str]
+    words: bool = True
+
+
 def write_call(
     conn: Connection,
     t: Transcript,
@@ -52,25 +68,45 @@ def write_call(
     words: bool,
     now: datetime,
 ) -> int:
-    """Insert or replace one call inside the caller's transaction; returns its id. A second writer of the same call
-    waits at ``FOR UPDATE`` on PostgreSQL (SQLite: the transaction began with ``BEGIN IMMEDIATE``)."""
-    found = select(CALLS.c.id).where(CALLS.c.sha256 == t.call.sha256, CALLS.c.options_key == key)
-    call_id = conn.execute(found.with_for_update()).scalar()
-    values = call_values(t, qa, meta, now)
-    if call_id is None:
-        values |= {"sha256": t.call.sha256, "options_key": key, "created_at": now}
-        values.setdefault("meta", {})
-        call_id = conn.execute(insert(CALLS).returning(CALLS.c.id), values).scalar_one()
-    else:
+    """Insert or replace one call inside the caller's transaction; returns its id."""
+    return write_calls(conn, [Item(t, qa, meta, key, tokens, words)], now)[0][0]
+
+
+def write_calls(conn: Connection, items: Sequence[Item], now: datetime) -> list[tuple[int, bool]]:
+    """Insert or replace calls (no two the same recording and key) inside the caller's transaction, each table's
+    rows of all of them in one statement: (id, whether new) for each. A second writer of the same call waits at
+    ``FOR UPDATE`` on PostgreSQL (SQLite: the transaction began with ``BEGIN IMMEDIATE``)."""
+    if not items:
+        return []
+    wanted = [(it.t.call.sha256, it.key) for it in items]
+    found = select(CALLS.c.id, CALLS.c.sha256, CALLS.c.options_key).where(
+        tuple_(CALLS.c.sha256, CALLS.c.options_key).in_(wanted)
+    )
+    have = {(r.sha256, r.options_key): int(r.id) for r in conn.execute(found.with_for_update())}
+    old = [have[w] for w in wanted if w in have]
+    if old:
         for table in (UTTERANCES, SPEAKERS, QA):
-            conn.execute(delete(table).where(table.c.call_id == call_id))
-        conn.execute(update(CALLS).where(CALLS.c.id == call_id), values)
-    _write_utterances(conn, call_id, t, tokens, words)
-    if t.speakers:
-        conn.execute(insert(SPEAKERS), speaker_values(call_id, t))
-    if qa is not None:
-        _write_qa(conn, call_id, qa, now)
-    return int(call_id)
+            conn.execute(delete(table).where(table.c.call_id.in_(old)))
+    fresh: list[dict[str, Any]] = []
+    for it, w in zip(items, wanted, strict=True):
+        values = call_values(it.t, it.qa, it.meta, now)
+        if w in have:
+            conn.execute(update(CALLS).where(CALLS.c.id == have[w]), values)
+            continue
+        blank = {"agent_id": None, "call_time": None, "queue": None, "meta": {}}
+        fresh.append(blank | values | {"sha256": w[0], "options_key": w[1], "created_at": now})
+    if fresh:
+        new_ids = iter(insert_rows(conn, CALLS, fresh, ids=True))
+        for w in wanted:
+            if w not in have:
+                have[w] = int(next(new_ids))
+    ids = [have[w] for w in wanted]
+    _write_utterances(conn, list(zip(ids, items, strict=True)))
+    speakers = [row for call_id, it in zip(ids, items, strict=True) for row in speaker_values(call_id, it.t)]
+    insert_rows(conn, SPEAKERS, speakers)
+    _write_qa(conn, [(call_id, it.qa) for call_id, it in zip(ids, items, strict=True) if it.qa is not None], now)
+    replaced = set(old)
+    return [(call_id, call_id not in replaced) for call_id in ids]
 
 
 def call_values(t: Transcript, qa: QAResult | None, meta: CallMeta | None, now: datetime) -> dict[str, Any]:
@@ -94,6 +130,7 @@ def call_values(t: Transcript, qa: QAResult | None, meta: CallMeta | None, now: 
         "needs_review": qa.needs_review if qa else None,
         "score": qa.score if qa else None,
         "max_score": qa.max_score if qa else None,
+        "customer_mood": customer_mood(qa),
         "updated_at": now,
     }
     if meta is not None:
@@ -114,8 +151,8 @@ def _redactions_in(start: float, end: float, channel: int, redactions: Sequence[
     ]
 
 
-def _write_utterances(conn: Connection, call_id: int, t: Transcript, tokens: Sequence[str], words: bool) -> None:
-    rows = [
+def _utterance_rows(call_id: int, t: Transcript, tokens: Sequence[str]) -> list[dict[str, Any]]:
+    return [
         {
             "call_id": call_id,
             "idx": i,
@@ -135,12 +172,19 @@ def _write_utterances(conn: Connection, call_id: int, t: Transcript, tokens: Seq
         }
         for i, u in enumerate(t.utterances)
     ]
+
+
+def _write_utterances(conn: Connection, calls: list[tuple[int, Item]]) -> None:
+    rows = [row for call_id, it in calls for row in _utterance_rows(call_id, it.t, it.tokens)]
     if not rows:
         return
-    if not (words and any(u.words for u in t.utterances)):
-        conn.execute(insert(UTTERANCES), rows)
+    timed = [u for _, it in calls for u in it.t.utterances if it.words]  # whose words are kept, in row order
+    kept = [it.words for _, it in calls for _ in it.t.utterances]
+    if not any(u.words for u in timed):
+        insert_rows(conn, UTTERANCES, rows)
         return
-    ids = conn.execute(insert(UTTERANCES).returning(UTTERANCES.c.id, sort_by_parameter_order=True), rows).scalars()
+    ids = insert_rows(conn, UTTERANCES, rows, ids=True)
+    kept_ids = [uid for uid, keep in zip(ids, kept, strict=True) if keep]
     word_rows = [
         {
             "utterance_id": uid,
@@ -150,11 +194,10 @@ def _write_utterances(conn: Connection, call_id: int, t: Transcript, tokens: Seq
             "end_s": w.end,
             "probability": w.probability,
         }
-        for uid, u in zip(ids.all(), t.utterances, strict=True)
+        for uid, u in zip(kept_ids, timed, strict=True)
         for j, w in enumerate(u.words)
-        for p in (w.probability,)
     ]
-    conn.execute(insert(WORDS), word_rows)
+    insert_rows(conn, WORDS, word_rows)
 
 
 def speaker_values(call_id: int, t: Transcript) -> list[dict[str, Any]]:
@@ -185,11 +228,9 @@ def plain(value: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(value, ensure_ascii=False, default=_dataclass_dict))
 
 
-def _write_qa(conn: Connection, call_id: int, qa: QAResult, now: datetime) -> None:
-    sentiment = plain(qa.sentiment)
-    per_utterance = sentiment.pop("utterances", None) or []
+def _qa_values(call_id: int, qa: QAResult, sentiment: dict[str, Any], now: datetime) -> dict[str, Any]:
     by_party = sentiment.get("by_party") or {}
-    qa_values = {
+    return {
         "call_id": call_id,
         "call_key": qa.call_id,
         "scorecard": qa.scorecard,
@@ -205,54 +246,62 @@ def _write_qa(conn: Connection, call_id: int, qa: QAResult, now: datetime) -> No
         "schema_version": qa.schema_version,
         "created_at": now,
     }
-    qa_id = conn.execute(insert(QA).returning(QA.c.id), qa_values).scalar_one()
-    if qa.rules:
-        rule_values = [
+
+
+def _write_qa(conn: Connection, results: list[tuple[int, QAResult]], now: datetime) -> None:
+    if not results:
+        return
+    sentiments = [plain(qa.sentiment) for _, qa in results]
+    per_utterance = [s.pop("utterances", None) or [] for s in sentiments]
+    qa_rows = [_qa_values(cid, qa, s, now) for (cid, qa), s in zip(results, sentiments, strict=True)]
+    qa_ids = insert_rows(conn, QA, qa_rows, ids=True)
+    rule_values = [
+        {
+            "qa_id": qa_id,
+            "call_id": call_id,
+            "idx": i,
+            "rule_id": r.id,
+            "description": r.description,
+            "passed": r.passed,
+            "graded": r.graded,
+            "points": r.points,
+            "earned": r.earned,
+            "detail": r.detail,
+        }
+        for qa_id, (call_id, qa) in zip(qa_ids, results, strict=True)
+        for i, r in enumerate(qa.rules)
+    ]
+    rules = [r for _, qa in results for r in qa.rules]
+    if rules and any(r.hits for r in rules):
+        rule_ids = insert_rows(conn, RULES, rule_values, ids=True)
+        hits = [
             {
-                "qa_id": qa_id,
-                "call_id": call_id,
-                "idx": i,
-                "rule_id": r.id,
-                "description": r.description,
-                "passed": r.passed,
-                "graded": r.graded,
-                "points": r.points,
-                "earned": r.earned,
-                "detail": r.detail,
+                "rule_result_id": rid,
+                "idx": j,
+                "rule": h.rule,
+                "utterance": h.utterance,
+                "start_s": h.start,
+                "end_s": h.end,
+                "text": h.text,
+                "low_confidence": h.low_confidence,
             }
-            for i, r in enumerate(qa.rules)
+            for rid, r in zip(rule_ids, rules, strict=True)
+            for j, h in enumerate(r.hits)
         ]
-        if any(r.hits for r in qa.rules):
-            stmt = insert(RULES).returning(RULES.c.id, sort_by_parameter_order=True)
-            rule_ids = conn.execute(stmt, rule_values).scalars().all()
-            hits = [
-                {
-                    "rule_result_id": rid,
-                    "idx": j,
-                    "rule": h.rule,
-                    "utterance": h.utterance,
-                    "start_s": h.start,
-                    "end_s": h.end,
-                    "text": h.text,
-                    "low_confidence": h.low_confidence,
-                }
-                for rid, r in zip(rule_ids, qa.rules, strict=True)
-                for j, h in enumerate(r.hits)
-            ]
-            conn.execute(insert(HITS), hits)
-        else:
-            conn.execute(insert(RULES), rule_values)
-    if per_utterance:
-        rows = [
-            {
-                "qa_id": qa_id,
-                "idx": i,
-                "utterance": s["utterance"],
-                "party": s["party"],
-                "start_s": s["start"],
-                "score": s["score"],
-                "label": s["label"],
-            }
-            for i, s in enumerate(per_utterance)
-        ]
-        conn.execute(insert(SENTIMENTS), rows)
+        insert_rows(conn, HITS, hits)
+    else:
+        insert_rows(conn, RULES, rule_values)
+    rows = [
+        {
+            "qa_id": qa_id,
+            "idx": i,
+            "utterance": s["utterance"],
+            "party": s["party"],
+            "start_s": s["start"],
+            "score": s["score"],
+            "label": s["label"],
+        }
+        for qa_id, utterances in zip(qa_ids, per_utterance, strict=True)
+        for i, s in enumerate(utterances)
+    ]
+    insert_rows(conn, SENTIMENTS, rows)

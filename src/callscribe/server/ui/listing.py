@@ -1,30 +1,24 @@
 """The calls page's query: filters from the URL, one page of ``Store.calls`` (LIMIT/OFFSET, one row more than shown
 to know whether a next page exists; no count of every match, which would cost a scan at 100k calls).
 
-The customer-sentiment filter is not one the store offers: the desk reads each candidate call's QA sentiment (kept
-in a small cache by call id and update time) while walking the filtered calls in order, for at most
-``SCAN_BUDGET_S`` a page; the page then says how far it got and the next link goes on from there.
+The customer-mood filter is the store's (``Store.calls(sentiment=...)``, an indexed column on the call row), so a
+mood page fills like any other.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import Any
 from urllib.parse import urlencode
 
-from callscribe.qa.sentiment import POSITIVE_AT
+from callscribe.store.moods import MOODS
+from callscribe.store.moods import mood_of as mood_of  # re-exported: the desk's mood labels
 
 SORTS = ("-call_time", "call_time", "-score", "score", "-created", "created")
 PER_PAGE = 50
 MAX_PER_PAGE = 200
-SCAN_BUDGET_S = 1.5
-SCAN_BATCH = 200
-MOODS = ("negative", "neutral", "positive", "unknown")
 STATES = ("finished", "live", "all")
 NUMBER_QUERY_DIGITS = 3
 
@@ -79,6 +73,7 @@ class Filters:
             "max_score": self.max_score,
             "rule_failed": self.rule or None,
             "needs_review": {"yes": True, "no": False}.get(self.review),
+            "sentiment": self.mood or None,
             "order_by": self.sort,
         }
 
@@ -156,70 +151,22 @@ def asks_for_numbers(q: str) -> bool:
     return any(len(run.digits) >= NUMBER_QUERY_DIGITS for run in digit_runs(q))
 
 
-def mood_of(mean: float | None) -> str:
-    if mean is None:
-        return "unknown"
-    return "positive" if mean >= POSITIVE_AT else "negative" if mean <= -POSITIVE_AT else "neutral"
-
-
-class MoodCache:
-    """The customer's mean sentiment per call, by (id, updated_at): read from the stored QA once."""
-
-    def __init__(self, size: int = 200_000) -> None:
-        self.size = size
-        self._d: OrderedDict[tuple[int, str], float | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def mean(self, store: Any, summary: Any) -> float | None:
-        key = (summary.id, summary.updated_at.isoformat())
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        record = store.call(summary.id)
-        qa = record.qa if record is not None else None
-        value = ((qa or {}).get("sentiment") or {}).get("by_party", {}).get("customer")
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return value
-
-
 @dataclass
 class Page:
     rows: list[Any]
-    moods: dict[int, str]
+    moods: dict[int, str]  # the customer mood of each row, when the page is filtered by it
     next_offset: int | None  # None: no more
     prev_offset: int | None
-    scanned: int = 0  # calls read for the sentiment filter
-    partial: bool = False  # the sentiment scan stopped at its time budget
 
 
-def calls_page(store: Any, f: Filters, tz: tzinfo, moods: MoodCache) -> Page:
+def calls_page(store: Any, f: Filters, tz: tzinfo) -> Page:
     """One page of calls for ``f``; ``store.calls`` raises ``QueryError``/``ValueError`` for a bad query."""
-    kw = f.store_kwargs(tz)
-    if not f.mood:
-        rows = store.calls(**kw, limit=f.per + 1, offset=f.offset)
-        more = len(rows) > f.per
-        return Page(
-            rows[: f.per], {}, f.offset + f.per if more else None, max(0, f.offset - f.per) if f.offset else None
-        )
-    found: list[Any] = []
-    pos, scanned, exhausted, stopped = f.offset, 0, False, False
-    deadline = time.monotonic() + SCAN_BUDGET_S
-    while not stopped and time.monotonic() < deadline:
-        batch = store.calls(**kw, limit=SCAN_BATCH, offset=pos)
-        for r in batch:
-            pos += 1
-            scanned += 1
-            if mood_of(moods.mean(store, r)) == f.mood:
-                found.append(r)
-            if len(found) == f.per or time.monotonic() >= deadline:
-                stopped = True
-                break
-        if not stopped and len(batch) < SCAN_BATCH:
-            exhausted = True
-            break
-    partial = not exhausted and len(found) < f.per
-    return Page(found, {r.id: f.mood for r in found}, None if exhausted else pos, None, scanned, partial)
+    rows = store.calls(**f.store_kwargs(tz), limit=f.per + 1, offset=f.offset)
+    more = len(rows) > f.per
+    rows = rows[: f.per]
+    return Page(
+        rows,
+        {r.id: f.mood for r in rows} if f.mood else {},
+        f.offset + f.per if more else None,
+        max(0, f.offset - f.per) if f.offset else None,
+    )

@@ -111,7 +111,7 @@ async def list_calls(request: Request, viewer: Viewer = READ) -> dict[str, Any]:
     from callscribe.store import QueryError
 
     try:
-        result = await run_in_threadpool(calls_page, d.store, f, desk_tz(), d.moods)
+        result = await run_in_threadpool(calls_page, d.store, f, desk_tz())
     except (QueryError, ValueError) as exc:
         raise _bad(str(exc), "q") from None
     hide = (lambda s: s) if viewer.pii else (lambda s: redact_text(s) if s else s)
@@ -122,8 +122,7 @@ async def list_calls(request: Request, viewer: Viewer = READ) -> dict[str, Any]:
         row["name"] = hide(row["name"])
         row["mood"] = result.moods.get(s.id)
         data.append(row)
-    return {"object": "list", "data": data, "next_offset": result.next_offset, "scanned": result.scanned,
-            "partial": result.partial}  # fmt: skip
+    return {"object": "list", "data": data, "next_offset": result.next_offset}
 
 
 @router.get("/calls/{call_id}")

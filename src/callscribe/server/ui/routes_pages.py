@@ -66,7 +66,7 @@ async def calls(request: Request) -> Response:
         from callscribe.store import QueryError
 
         try:
-            result = await run_in_threadpool(calls_page, d.store, f, desk_tz(), d.moods)
+            result = await run_in_threadpool(calls_page, d.store, f, desk_tz())
         except (QueryError, ValueError) as exc:
             error = str(exc)
     return page(request, "calls.html", viewer, f=f, result=result, live=live, error=error)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from callscribe.server.errors import ApiError
-from callscribe.server.ui.listing import MoodCache
 from callscribe.server.ui.review import Ledger
 
 if TYPE_CHECKING:
@@ -74,7 +73,6 @@ class DeskState:
     service: Any
     folder: Path
     ledger: Ledger
-    moods: MoodCache
     media_gate: asyncio.Semaphore
     media: MediaCache = field(default_factory=MediaCache)
 
@@ -100,6 +98,6 @@ def desk(request: Request) -> DeskState:
     if found is None:
         service = state.service
         folder = Path(service.settings.data_dir) / "ui"
-        found = state.desk = DeskState(service, folder, Ledger(folder / "reviewed.json"), MoodCache(),
+        found = state.desk = DeskState(service, folder, Ledger(folder / "reviewed.json"),
                                        asyncio.Semaphore(MEDIA_WORKERS))  # fmt: skip
     return found  # type: ignore[no-any-return]
