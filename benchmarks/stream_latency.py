@@ -8,7 +8,8 @@ N streams at once (staggered by ``STAGGER_S``). For every reference turn:
 - *first partial*: the first partial after the turn's speech started (turns that got one), and *first text*: the
   first partial or, when none came, the final;
 - *final*: the final that ends the turn, after the turn's last speech (this includes the end-of-turn silence);
-- *decode*: the final after the server's own ``turn_end`` (engine wait and decode only).
+- *decode*: the final after the server's own ``turn_end`` (engine wait and decode only); a final decoded ahead at
+  a pause (a guess the turn's end confirmed) comes with its ``turn_end`` (*ready at turn end*: within 50 ms).
 
 The streamed finals (the transcript the service stores) are scored against the references with
 :func:`callscribe.eval.calls_score.score_call` (CER for Mandarin, WER for English), next to the batch pipeline on the
@@ -45,6 +46,7 @@ EVALSET = Path(__file__).resolve().parents[2] / "shared" / "evalset-dev"
 KEY = "bench-key"
 STAGGER_S = 1.7
 TARGET_P95_S = 1.5
+READY_S = 0.05  # a final this soon after its turn_end was decoded ahead
 A, C = "agent", "customer"
 CALLS = (
     CallSpec("live_zh_stereo8k", "zh", "stereo", 8000,
@@ -148,6 +150,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "first_text_p50": _pct(first, 0.5), "first_text_p95": _pct(first, 0.95),
         "final_p50": _pct(final, 0.5), "final_p95": _pct(final, 0.95),
         "decode_p50": _pct(decode, 0.5), "decode_p95": _pct(decode, 0.95),
+        "ready_at_turn_end": round(sum(d <= READY_S for d in decode) / max(1, len(decode)), 3),
     }  # fmt: skip
 
 
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                     t = Transcript.from_json((work / "data" / "streams" / done["transcript"]).read_text())
                     level["live_rates"][ref.id] = score_call(ref, t, with_der=False).rate
             report["levels"][n] = level
+            report.setdefault("turns", {})[n] = rows
             print(json.dumps({"streams": n, **level}), flush=True)
     finally:
         proc.terminate()
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     report["streams_within_target"] = max(held) if held else 0
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": args.threads,
                          "loadavg_before": load_before, "loadavg_after": os.getloadavg()}  # fmt: skip
-    print(json.dumps({k: v for k, v in report.items() if k != "levels"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("levels", "turns")}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if not args.keep:

@@ -29,6 +29,7 @@ from callscribe.engines.base import (
     register,
 )
 from callscribe.engines.qwen3_recover import find_repeat_run
+from callscribe.engines.whisper_live import LIVE_WINDOW, RETRY_WINDOW_S, short_segments
 from callscribe.model import Word
 
 log = logging.getLogger("callscribe")
@@ -168,8 +169,9 @@ class WhisperEngine:
         groups: dict[str, list[int]] = defaultdict(list)
         for i, language in enumerate(languages):
             groups[language].append(i)
+        run = self._run_live if options.extra.get(LIVE_WINDOW) else self._run_group
         for language, indices in groups.items():
-            for i, result in zip(indices, self._run_group([clips[i] for i in indices], language, options), strict=True):
+            for i, result in zip(indices, run([clips[i] for i in indices], language, options), strict=True):
                 results[i] = result
         return [r for r in results if r is not None]
 
@@ -213,6 +215,26 @@ class WhisperEngine:
         results = [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
         for k in sorted(runaway):
             results[k] = self._retry(clips[k], language, options, prompt)
+        return results
+
+    def _run_live(self, clips: list[Clip], language: str, options: EngineOptions) -> list[EngineResult]:
+        """Live streams only (``options.extra[LIVE_WINDOW]``, set by the live hub): the encoder hears each clip's own
+        length instead of 30 s (:mod:`callscribe.engines.whisper_live`); segments are kept as in :meth:`_run_group`."""
+        prompt = options.extra.get("initial_prompt")
+        if prompt is None and language == "zh":
+            prompt = ZH_PROMPT
+        size = max(1, options.batch_size or self.default_batch)
+        results: list[EngineResult] = []
+        for first in range(0, len(clips), size):
+            batch = clips[first : first + size]
+            for clip, segs in zip(batch, short_segments(self.model, batch, language, options, prompt), strict=True):
+                if segs is None or any(_looping(seg) for seg in segs):  # the short window looped: a longer one
+                    (segs,) = short_segments(self.model, [clip], language, options, prompt, RETRY_WINDOW_S)
+                if segs is None or any(_looping(seg) for seg in segs):  # and then Whisper's own 30 s
+                    results += self._run_group([clip], language, options)
+                    continue
+                kept = (self._segment(seg, 0.0, clip.duration, prompt, options.hotwords) for seg in segs)
+                results.append(EngineResult(segments=tuple(k for k in kept if k is not None), language=language))
         return results
 
     def _segment(

@@ -6,7 +6,8 @@ assembled into a Transcript (or, with ``post_call: reprocess``, the recording he
 through the engine worker), redacted when redaction is on, checked by QA, and, with a call store, stored with the
 recording kept under ``DATA/audio/<sha256>.wav`` (as ``POST /v1/calls`` keeps one); the ``call_done`` event then
 carries the call's id. Without a store the transcript and QA are written next to the recording
-(``DATA/streams/<id>.json``, ``<id>.qa.json``).
+(``DATA/streams/<id>.json``, ``<id>.qa.json``). Recordings a killed server left behind are finished the same way
+when the server starts (:mod:`callscribe.streaming.recover`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from callscribe.model import Transcript, to_dict
 from callscribe.outputs.writers import atomic_write_text
 from callscribe.pipeline import one_line
-from callscribe.streaming import finish
+from callscribe.streaming import finish, recover
 from callscribe.streaming.engine_share import SharedEngine, share_engine
 from callscribe.streaming.hub import StreamHub
 from callscribe.streaming.protocol import CLOSE_TRY_LATER, ProtocolError, StartConfig
-from callscribe.streaming.recorder import WavRecorder
+from callscribe.streaming.recorder import WavRecorder, repair, sha256_of
 from callscribe.streaming.session import LiveSettings, StreamSession
 
 if TYPE_CHECKING:
@@ -40,12 +41,23 @@ REPROCESS_TIMEOUT_S = 3600.0
 COPY_BLOCK = 1 << 20
 
 
+class Recording:
+    """A finished recording (one a killed server left behind) where a stream keeps its :class:`WavRecorder`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def close(self) -> str:
+        return sha256_of(self.path)
+
+
 class Stream:
     """One open stream as the route sees it: the session, its recording, and when it is done."""
 
-    def __init__(self, session: StreamSession, recorder: WavRecorder) -> None:
+    def __init__(self, session: StreamSession, recorder: WavRecorder | Recording, *, recovered: bool = False) -> None:
         self.session = session
         self.recorder = recorder
+        self.recovered = recovered
         self.done = threading.Event()
         self.call_done: dict[str, Any] | None = None
 
@@ -69,6 +81,8 @@ class LiveService:
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callscribe-live-finish")
         self._streams: dict[str, Stream] = {}
         self._lock = threading.Lock()
+        self._recovering: threading.Thread | None = None
+        self._stopping = threading.Event()
         threading.Thread(target=_warm, args=(service.options,), name="callscribe-live-warm", daemon=True).start()
 
     # -- opening ------------------------------------------------------------------------------------------------
@@ -91,6 +105,7 @@ class LiveService:
         live = LiveSettings(self.service.options, redact="pii" in self.service.options.redact)
         session = StreamSession(stream_id, config, live, emit)
         stream = Stream(session, WavRecorder(self.folder / f"{stream_id}.wav", config.sample_rate, config.channels))
+        recover.write_start(stream.recorder.path, config)
         with self._lock:
             self._streams[stream_id] = stream
         try:
@@ -100,6 +115,7 @@ class LiveService:
                 self._streams.pop(stream_id, None)
             stream.recorder.close()
             stream.recorder.path.unlink(missing_ok=True)
+            recover.start_file(stream.recorder.path).unlink(missing_ok=True)
             raise
         log.info("stream %s opened (%d Hz, %d channel(s))", stream_id, config.sample_rate, config.channels,
                  extra={"stream": stream_id})  # fmt: skip
@@ -145,6 +161,8 @@ class LiveService:
         else:
             t = finish.assemble(session, path=str(kept), sha256=sha, engine=self.engine.describe())
             server_redacts = False
+        if stream.recovered:
+            t = replace(t, notes=(*t.notes, recover.NOTE))
         if session.redact and not server_redacts:
             t = finish.redact(t)
         qa = finish.check(t, session.options)
@@ -165,6 +183,7 @@ class LiveService:
                     recording.with_suffix(".qa.json"), json.dumps(to_dict(qa), ensure_ascii=False, indent=2)
                 )
             out["transcript"] = recording.with_suffix(".json").name
+        recover.start_file(recording).unlink(missing_ok=True)
         return out
 
     def _keep(self, recording: Path) -> Path:
@@ -192,8 +211,52 @@ class LiveService:
                        metadata={**result.call.metadata, "source": finish.SOURCE, "stream_id": session.id})  # fmt: skip
         return replace(result, call=call, notes=(*result.notes, "transcribed again after the live stream"))
 
+    # -- recordings a killed server left behind ----------------------------------------------------------------
+    def start_recovery(self) -> None:
+        """Finish, in the background and once, the recordings a killed server left in ``DATA/streams``."""
+        with self._lock:
+            if self._recovering is not None:
+                return
+            skip = tuple(self._streams)
+            self._recovering = threading.Thread(target=self._recover, args=(skip,), name="callscribe-live-recover",
+                                                daemon=True)  # fmt: skip
+        self._recovering.start()
+
+    def _recover(self, skip: tuple[str, ...]) -> None:
+        found = recover.left_behind(self.folder, skip)
+        if not found:
+            return
+        worker = self.service.worker
+        while not worker.ready.wait(1.0):
+            if self._stopping.is_set():
+                return
+        if worker.load_error is not None:
+            log.error("%d stream recording(s) left behind are not transcribed: the engine did not load", len(found))
+            return
+        log.info("finishing %d stream recording(s) a stopped server left behind", len(found))
+        for path in found:
+            if self._stopping.is_set():
+                return
+            try:
+                self.recover_one(path)
+            except Exception:
+                log.exception("stream recording %s could not be finished (it is kept)", path.name)
+
+    def recover_one(self, path: Path) -> dict[str, Any]:
+        """Hear one left-behind recording as its stream would have been heard, and store it."""
+        rate, channels = repair(path)
+        config = recover.start_config(path, rate, channels)
+        live = LiveSettings(self.service.options, redact="pii" in self.service.options.redact)
+        session = recover.replay(path.stem, path, config, live, self.hub.decode)
+        done = self._make_call(Stream(session, Recording(path), recovered=True))
+        log.info("stream %s recovered: %s", path.stem, done.get("call_id") or done.get("transcript"))
+        return done
+
     def shutdown(self, timeout: float = 30.0) -> None:
         """End every open stream (their calls are finished) and wait up to ``timeout`` for them."""
+        self._stopping.set()
+        if self._recovering is not None:
+            self._recovering.join(timeout)
         with self._lock:
             streams = list(self._streams.values())
         for stream in streams:

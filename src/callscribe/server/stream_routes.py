@@ -42,6 +42,7 @@ def install(app: FastAPI) -> None:
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
         async with outer(a) as state:
+            live.start_recovery()  # recordings a killed server left behind
             try:
                 yield state
             finally:  # open streams end and are stored before the service (and its store) stops

@@ -2,11 +2,12 @@
 
 Per channel a streaming VAD opens and closes turns (:mod:`.turns`); an open turn is decoded again every
 ``PARTIAL_EVERY_S`` and the prefix two consecutive hypotheses agree on is shown as a partial (:mod:`.agreement`); a
-closed turn is decoded once more and sent as a final that never changes. One hub thread batches every open stream's
-decodes into one engine call per tick (:mod:`.hub`), sharing the server's one engine with the batch worker through a
-fair lock (:mod:`.engine_share`). Finals are checked live (:mod:`.live_qa`), masked when redaction is on
-(:mod:`.live_redact`), and assembled into a call when the stream ends (:mod:`.finish`). The WebSocket route is
-``callscribe.server.stream_routes``; the client is ``callscribe stream``.
+closed turn is decoded once more and sent as a final that never changes (decoded ahead at a short pause, and kept
+when the turn ends there). One hub thread hands every open stream's decodes to the engine, finals first (:mod:`.hub`),
+sharing the server's one engine with the batch worker through a fair lock (:mod:`.engine_share`). Finals are checked
+live (:mod:`.live_qa`), masked when redaction is on (:mod:`.live_redact`), and assembled into a call when the stream
+ends (:mod:`.finish`); recordings a killed server left behind are finished when it starts again (:mod:`.recover`).
+The WebSocket route is ``callscribe.server.stream_routes``; the client is ``callscribe stream``.
 """
 
 from __future__ import annotations

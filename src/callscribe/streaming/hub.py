@@ -1,15 +1,17 @@
-"""The live hub: two threads for every open stream, one engine batch per tick.
+"""The live hub: two threads for every open stream, finals first.
 
 The *ear* thread takes, every ``TICK_S``, what each stream received through resampling, VAD and turns; it never waits
-for the engine, so a turn's end is decided on time and audio does not pile up behind a slow decode. The *voice*
-thread gathers the decodes due:
-the last decode of every turn that ended (always) and re-decodes of open turns (stalest first) while the batch's
-expected engine time stays within ``BATCH_BUDGET_S``, and hands them to the engine as one ``transcribe`` call (one
-per language when streams differ). A batch with finals uses the server's beam and word times; a batch of partials
-only decodes greedily. The expected time per clip is learnt from the engine's answers, so on a slow
-engine partials come less often while finals are never held back; on a GPU many partials share a batch. Results go
-back to their sessions, which turn them into events. A stream whose input ended and whose last final is sent is
-passed to ``on_heard`` (storing it is not the hub's job).
+for the engine, so a turn's end is decided on time and audio does not pile up behind a slow decode. The *voice* thread
+gathers the decodes due, finals first: the last decode of every turn that ended (none when the turn's final was already
+decoded ahead at a pause, a *guess*), then the guesses of open turns silent for ``SPECULATE_S``, then, only while no
+final is due, re-decodes of open turns (stalest first) one engine batch at a time for at most ``BATCH_BUDGET_S``. Finals
+and guesses use the server's beam and word times; partials decode greedily without word times. Streams in different
+languages make one call per language. Every live decode asks the engine for its live mode
+(:data:`~callscribe.engines.whisper_live.LIVE_WINDOW`: Whisper's encoder on the clip's length instead of 30 s; other
+engines ignore it). The expected time of a partial is learnt from the engine's answers, so on a slow engine partials
+come less often while finals are never held back; on a GPU many partials share a batch. Results go back to their
+sessions, which turn them into events. A stream whose input ended and whose last final is sent is passed to ``on_heard``
+(storing it is not the hub's job).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger("callscribe.streaming")
 TICK_S = 0.1
 BATCH_BUDGET_S = 1.0  # engine seconds a tick may spend on partials (finals are always heard)
 FIRST_CLIP_GUESS_S = 0.5
+LIVE_WINDOW = "live_window"  # EngineOptions.extra: the engine's live mode (callscribe.engines.whisper_live)
 
 
 class TooManyStreams(RuntimeError):
@@ -54,7 +57,8 @@ class StreamHub:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._ear: threading.Thread | None = None
-        self.clip_s = FIRST_CLIP_GUESS_S  # learnt engine seconds per clip in a batch
+        self.clip_s = FIRST_CLIP_GUESS_S  # learnt engine seconds per clip of a final batch
+        self.partial_s = FIRST_CLIP_GUESS_S  # learnt engine seconds per clip of a partial batch
         self.batches = 0
         self.batch_sizes: list[int] = []  # recent batch sizes (tests and the benchmark read them)
 
@@ -89,6 +93,10 @@ class StreamHub:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def decode(self, jobs: Sequence[Job]) -> None:
+        """Decode ``jobs`` now, in the calling thread (a stream heard outside the hub's ticks), and deliver them."""
+        self._hear(jobs)
 
     # -- the threads --------------------------------------------------------------------------------------------
     def _sessions_now(self) -> list[StreamSession]:
@@ -127,30 +135,54 @@ class StreamHub:
 
     def _tick(self) -> None:
         sessions = self._sessions_now()
-        now = time.monotonic()
         finals: list[Job] = []
-        partials: list[Job] = []
+        guesses: list[Job] = []
         for s in sessions:
             with s.state_lock:
                 finals += s.final_jobs()
-                partials += s.partial_jobs(now, self.clip_s)
-        partials.sort(key=lambda j: j.since)
-        room = max(0, int((BATCH_BUDGET_S - len(finals) * self.clip_s) / max(self.clip_s, 1e-3)))
-        if not finals:
-            room = max(1, room)
-        batch = finals + partials[:room]
-        for skipped in partials[room:]:  # not heard this tick: due again at the next one, first in line
-            with skipped.session.state_lock:
-                state = skipped.session.open.get(skipped.turn.index)
-                if state is not None:
-                    state.decoded_wall, state.decoded_until = skipped.since, 0.0
-        if batch:
-            self._hear(batch)
+                guesses += s.guess_jobs()
+        if finals:
+            self._hear(finals)
+        if guesses:
+            self._hear(guesses)
+        if not self._finals_due(sessions):
+            self._partials(sessions)
         for s in sessions:
             with s.state_lock:
                 done = s.hearing_done()
             if done:
                 self._finish(s)
+
+    @staticmethod
+    def _finals_due(sessions: Sequence[StreamSession]) -> bool:
+        for s in sessions:
+            with s.state_lock:
+                if s.finals_due():
+                    return True
+        return False
+
+    def _partials(self, sessions: Sequence[StreamSession]) -> None:
+        """Re-decodes of open turns, stalest first, one engine batch at a time while no final is due and for at
+        most ``BATCH_BUDGET_S``; the rest are due again at the next tick, first in line."""
+        now = time.monotonic()
+        due: list[Job] = []
+        for s in sessions:
+            with s.state_lock:
+                due += s.partial_jobs(now, self.partial_s)
+        due.sort(key=lambda j: j.since)
+        size = max(1, int(getattr(self._engine(), "default_batch", 1) or 1))
+        until = time.monotonic() + BATCH_BUDGET_S
+        k = 0
+        while k < len(due):
+            if k and (time.monotonic() + self.partial_s > until or self._finals_due(sessions)):
+                break
+            self._hear(due[k : k + size])
+            k += size
+        for skipped in due[k:]:
+            with skipped.session.state_lock:
+                state = skipped.session.open.get(skipped.turn.index)
+                if state is not None:
+                    state.decoded_wall, state.decoded_until = skipped.since, 0.0
 
     def _finish(self, session: StreamSession) -> None:
         with self._lock:
@@ -168,11 +200,12 @@ class StreamHub:
             groups.setdefault(job.language, []).append(job)
         base = self._engine_options()
         for language, jobs in groups.items():
-            finals = any(j.kind == "final" for j in jobs)
-            # finals as the batch pipeline hears (its beam, word times); partials greedy: about 20 % less per clip
-            # on CPU, and only their agreed prefix is ever shown
-            options = replace(base, language=language, hotwords=(), timestamps="word" if finals else base.timestamps,
-                              beam_size=base.beam_size if finals else 1)  # fmt: skip
+            finals = any(j.kind != "partial" for j in jobs)
+            # finals as the batch pipeline hears (its beam, word times); partials greedy without word times (only
+            # their agreed prefix is ever shown); every live decode in the engine's live mode
+            options = replace(base, language=language, hotwords=(), timestamps="word" if finals else "segment",
+                              beam_size=base.beam_size if finals else 1,
+                              extra={**base.extra, LIVE_WINDOW: True})  # fmt: skip
             started = time.perf_counter()
             try:
                 results = self._engine().transcribe([j.clip for j in jobs], options)
@@ -186,9 +219,13 @@ class StreamHub:
                         job.session.on_failure(job, reason)
                 continue
             elapsed = time.perf_counter() - started
-            log.debug("live batch: %d final(s), %d partial(s), %.2f s", sum(j.kind == "final" for j in jobs),
+            log.debug("live batch: %d final(s), %d guess(es), %d partial(s), %.2f s",
+                      sum(j.kind == "final" for j in jobs), sum(j.kind == "guess" for j in jobs),
                       sum(j.kind == "partial" for j in jobs), elapsed)  # fmt: skip
-            self.clip_s = 0.7 * self.clip_s + 0.3 * elapsed / len(jobs)
+            if finals:
+                self.clip_s = 0.7 * self.clip_s + 0.3 * elapsed / len(jobs)
+            else:
+                self.partial_s = 0.7 * self.partial_s + 0.3 * elapsed / len(jobs)
             self.batches += 1
             self.batch_sizes = [*self.batch_sizes[-99:], len(jobs)]
             for job, result in zip(jobs, results, strict=True):

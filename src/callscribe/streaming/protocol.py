@@ -79,6 +79,7 @@ class StartConfig:
     post_call: str = "assemble"
     partials: bool = True
     end_silence_s: float | None = None  # silence that ends a turn (None: the server's default)
+    message: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the start message as sent
 
     @property
     def bytes_per_second(self) -> int:
@@ -166,6 +167,7 @@ def parse_start(data: dict[str, Any], known_languages: frozenset[str] | None = N
         post_call=post_call,
         partials=_flag(data.get("partials", True), "partials"),
         end_silence_s=float(end_silence) if end_silence is not None else None,
+        message=dict(data),
     )
 
 

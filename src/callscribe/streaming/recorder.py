@@ -74,6 +74,25 @@ class WavRecorder:
         return sha256_of(self.path)
 
 
+def repair(path: Path) -> tuple[int, int]:
+    """Make a recording a server left behind whole: ``(sample rate, channels)`` from its header; the header's
+    sizes are set to the whole sample frames in the file (a partly written frame at the end is cut off)."""
+    path = Path(path)
+    with open(path, "r+b") as fh:
+        head = fh.read(HEADER_BYTES)
+        if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[8:16] != b"WAVEfmt " or head[36:40] != b"data":
+            raise ValueError(f"{path.name} is not a recording this server wrote")
+        channels, sample_rate = struct.unpack("<HI", head[22:28])
+        size = fh.seek(0, os.SEEK_END) - HEADER_BYTES
+        data_bytes = size - size % (channels * 2)
+        fh.truncate(HEADER_BYTES + data_bytes)
+        fh.seek(0)
+        fh.write(_header(sample_rate, channels, data_bytes))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return sample_rate, channels
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -2,9 +2,9 @@
 
 The connection's thread (the server's event loop) only appends frames (:meth:`StreamSession.feed`) and says when
 the input ends; everything else runs in the hub's two threads, each holding ``state_lock``: resampling to 16 kHz, VAD
-and turns (:meth:`ingest`, the ear), choosing what to decode (:meth:`partial_jobs`, :meth:`final_jobs`) and turning
-engine results into events (:meth:`on_result`, the voice). Events go out through ``emit`` (thread-safe, never
-blocks); emitting under the lock keeps a turn's events in order.
+and turns (:meth:`ingest`, the ear), choosing what to decode (:meth:`final_jobs`, :meth:`guess_jobs`,
+:meth:`partial_jobs`) and turning engine results into events (:meth:`on_result`, the voice). Events go out through
+``emit`` (thread-safe, never blocks); emitting under the lock keeps a turn's events in order.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from callscribe.streaming.agreement import stable_prefix
 from callscribe.streaming.live_qa import LiveQA
 from callscribe.streaming.live_redact import ends_in_digits, mask_live, mask_split
 from callscribe.streaming.protocol import CLOSE_TRY_LATER, MAX_BACKLOG_S, ProtocolError, StartConfig
-from callscribe.streaming.turns import CallTurns, EndOfTurn, SilenceEnd, Turn
+from callscribe.streaming.turns import PAD_S, CallTurns, EndOfTurn, SilenceEnd, Turn
 from callscribe.text.glossary import Glossary
 from callscribe.utterances import build_utterances
 
@@ -39,6 +39,7 @@ MIN_PARTIAL_S = 0.5  # speech an open turn needs before its first re-decode
 MIN_NEW_AUDIO_S = 0.3  # new audio since the turn's last decode before it is decoded again
 QUIET_S = 0.3  # an open turn silent this long is not re-decoded: its end is likely near, and its final will need the
 # engine; nor is one with no new speech since its last decode
+SPECULATE_S = 0.25  # silence after which an open turn's final is decoded ahead: kept when the turn ends right there
 NUMBER_JOIN_S = 4.0  # a final starting with digits this soon after one ending in digits may continue its number
 
 
@@ -53,14 +54,25 @@ class OpenTurn:
 
 @dataclass
 class Job:
-    """One clip for the engine: a re-decode of an open turn (``partial``) or a closed turn's last decode."""
+    """One clip for the engine: a re-decode of an open turn (``partial``), a closed turn's last decode (``final``),
+    or that decode started ahead, at a short pause (``guess``)."""
 
     session: StreamSession
-    kind: str  # "partial" | "final"
+    kind: str  # "partial" | "final" | "guess"
     turn: Turn
     clip: Clip
     language: str | None
     since: float = 0.0  # when the turn was last decoded (stalest first)
+
+
+@dataclass
+class Guess:
+    """A final decoded at a pause of a still open turn; it is the final when the turn ends exactly there."""
+
+    last_speech: float
+    end: float
+    clip: Clip
+    result: EngineResult | None = None
 
 
 @dataclass
@@ -120,6 +132,8 @@ class StreamSession:
         self.open: dict[int, OpenTurn] = {}
         self.pending: list[Turn] = []  # closed turns waiting for their final decode
         self.finals: list[Final] = []
+        self.guesses: dict[int, Guess] = {}  # turn -> its final decoded ahead
+        self.guessed = 0  # finals that came from a guess (metrics, tests)
         self._next_turn = 0
         self._digits_until: dict[int, float] = {}  # channel -> time up to which its next final may continue a number
         self.started_wall = time.monotonic()
@@ -172,6 +186,8 @@ class StreamSession:
             self.open[turn.index] = OpenTurn(turn)
             return
         self.open.pop(turn.index, None)
+        if kind == "drop":
+            self.guesses.pop(turn.index, None)
         if kind == "close":
             self.pending.append(turn)
             self.emit({"type": "turn_end", "turn": turn.index, "channel": turn.channel,
@@ -179,9 +195,49 @@ class StreamSession:
                        "end": turn.end})  # fmt: skip
 
     def final_jobs(self) -> list[Job]:
-        jobs = [Job(self, "final", t, self._clip(t, t.audio), self.language) for t in self.pending]
+        """Closed turns' last decodes; a turn whose guess heard exactly its audio gets its final now, undecoded."""
+        jobs = []
+        for t in self.pending:
+            guess = self.guesses.pop(t.index, None)
+            clip = self._clip(t, t.audio)
+            if guess is not None and guess.result is not None and _same_clip(guess, t, clip):
+                self.guessed += 1
+                self.on_result(Job(self, "final", t, clip, self.language), guess.result)
+            else:
+                jobs.append(Job(self, "final", t, clip, self.language))
         self.pending = []
         return jobs
+
+    def guess_jobs(self) -> list[Job]:
+        """Open turns silent for ``SPECULATE_S``: their final decoded ahead (once per stretch of speech), so that it
+        is ready when the silence turns out to end the turn."""
+        jobs = []
+        for state in self._guessable():
+            turn, channel = state.turn, self.channels[state.turn.channel]
+            end = round(min(turn.last_speech + PAD_S, channel.now), 3)  # where the turn ends if this silence ends it
+            clip = self._clip(turn, channel.clip(turn, end))
+            self.guesses[turn.index] = Guess(turn.last_speech, end, clip)
+            jobs.append(Job(self, "guess", turn, clip, self.language))
+        return jobs
+
+    def _guessable(self) -> list[OpenTurn]:
+        if self.input_done:
+            return []
+        out = []
+        for state in self.open.values():
+            turn, channel = state.turn, self.channels[state.turn.channel]
+            if channel.silence_s < SPECULATE_S or turn.last_speech - turn.speech_start < channel.min_speech_s:
+                continue
+            if channel.now < turn.last_speech + PAD_S:  # the audio the turn would end with has not all arrived
+                continue
+            known = self.guesses.get(turn.index)
+            if known is None or known.last_speech != turn.last_speech:
+                out.append(state)
+        return out
+
+    def finals_due(self) -> bool:
+        """A closed turn waits for its final, or an open turn for its guess."""
+        return bool(self.pending) or bool(self._guessable())
 
     def partial_jobs(self, now: float, decode_s: float = 0.0) -> list[Job]:
         """Open turns due for a re-decode, stalest first. A turn is first re-decoded once it has lasted
@@ -218,6 +274,7 @@ class StreamSession:
         self.end_input()
         self._flushed = True
         self.open.clear()
+        self.guesses.clear()
         self.pending = []
         with self._lock:
             self._inbox.clear()
@@ -228,6 +285,11 @@ class StreamSession:
 
     # -- results ------------------------------------------------------------------------------------------------
     def on_result(self, job: Job, result: EngineResult) -> None:
+        if job.kind == "guess":
+            guess = self.guesses.get(job.turn.index)
+            if guess is not None and guess.clip is job.clip:
+                guess.result = result  # used by final_jobs if the turn ends where the guess did
+            return
         if self.language is None and result.language and job.kind == "final":
             self.language = result.language  # detected once: later decodes skip detection
         built = build_utterances(
@@ -240,6 +302,8 @@ class StreamSession:
             self._final(job.turn, text, built, result.language)
 
     def on_failure(self, job: Job, reason: str) -> None:
+        if job.kind == "guess":
+            self.guesses.pop(job.turn.index, None)  # the final is decoded as usual
         if job.kind == "final":  # the turn still ends: an empty final, flagged
             self._final(job.turn, "", [], None, failed=reason)
 
@@ -307,3 +371,13 @@ class StreamSession:
             self.emit({"type": "alert", "rule": alert.rule, "severity": alert.severity, "evidence": alert.evidence,
                        "time": alert.time, "turn": alert.turn, "channel": alert.channel, "role": alert.role,
                        "description": alert.description})  # fmt: skip
+
+
+def _same_clip(guess: Guess, turn: Turn, clip: Clip) -> bool:
+    """The guess heard exactly the closed turn's audio (no speech came after it, the turn was not cut)."""
+    return (
+        guess.last_speech == turn.last_speech
+        and guess.end == turn.end
+        and len(guess.clip.audio) == len(clip.audio)
+        and guess.clip.start == clip.start
+    )

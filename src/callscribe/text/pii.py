@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callscribe.text.digit_runs import digit_runs
+from callscribe.text.digit_runs import DigitRun, digit_runs
 from callscribe.text.pii_numbers import number_kinds
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ _ORDER_CUE = re.compile(
 _PHONE_CUE = re.compile(r"(?i)(电话|手机|号码是|联系|打|phone|call|cell|mobile|reach|text)")
 _ID_CUE = re.compile(r"(?i)(身份证|证件号|\bID\b|identity|identification)")
 _CARD_CUE = re.compile(r"(?i)(卡|card)")
+# Digits read slowly, one by one, that Whisper wrote with dots between them and sometimes grouped a few
+# ("5.5.5.867.5.309"): four or more groups of 1-4 digits joined by single dots, at least two of them single digits.
+_DOTTED_RE = re.compile(r"(?<![0-9.])[0-9]{1,4}(?:\.[0-9]{1,4}){3,}(?![0-9]|\.[0-9])")
+DOTTED_MIN_SINGLES = 2
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,34 @@ def find_pii(text: str, language: str | None = None) -> list[PiiMatch]:
             if start > 0 and text[start - 1] in "(（" and any(c in text[start:end] for c in ")）"):
                 start -= 1
             found.append(PiiMatch(kind, start, end, text[start:end], verified))
+    found += _dotted_numbers(text, lang)
     return _without_overlaps(found)
+
+
+def _dotted_numbers(text: str, lang: str | None) -> list[PiiMatch]:
+    """Numbers read digit by digit and written as dotted groups (``5.5.5.867.5.309``): the digits are checked as
+    spoken digits, which may be grouped any way. Decimals (``3.5``) and version numbers (``3.11.4``) have too few
+    groups; an IP address (four groups of 0-255) is left alone."""
+    found = []
+    for m in _DOTTED_RE.finditer(text):
+        groups = m.group().split(".")
+        if sum(len(g) == 1 for g in groups) < DOTTED_MIN_SINGLES or _ip_address(groups):
+            continue
+        cue = _cue(text, m.start())
+        if cue == "ORDER":
+            continue
+        offsets = tuple((m.start() + k, m.start() + k + 1) for k, ch in enumerate(m.group()) if ch != ".")
+        n = len(offsets)
+        run = DigitRun(digits="".join(groups), start=m.start(), end=m.end(), groups=(1,) * n,
+                       seps=("", *([","] * (n - 1))), spoken_groups=(True,) * n, offsets=offsets)  # fmt: skip
+        for i, j, kind, verified in number_kinds(run, lang, cue):
+            start, end = offsets[i][0], offsets[j - 1][1]
+            found.append(PiiMatch(kind, start, end, text[start:end], verified))
+    return found
+
+
+def _ip_address(groups: Sequence[str]) -> bool:
+    return len(groups) == 4 and all(len(g) <= 3 and int(g) <= 255 for g in groups)
 
 
 def redact_text(text: str, language: str | None = None, mask: str = DEFAULT_MASK) -> str:
