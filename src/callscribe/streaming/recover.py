@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from callscribe.outputs.writers import atomic_write_text
 from callscribe.streaming.protocol import ProtocolError, StartConfig, parse_start
 from callscribe.streaming.session import Job, LiveSettings, StreamSession
 
@@ -36,7 +37,7 @@ def start_file(recording: Path) -> Path:
 
 def write_start(recording: Path, config: StartConfig) -> None:
     """Keep the stream's start message next to its recording (for :func:`left_behind` after a crash)."""
-    start_file(recording).write_text(json.dumps(config.message, ensure_ascii=False, default=str), encoding="utf-8")
+    atomic_write_text(start_file(recording), json.dumps(config.message, ensure_ascii=False, default=str))
 
 
 def left_behind(folder: Path, skip: Sequence[str] = ()) -> list[Path]:
