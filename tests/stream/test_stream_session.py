@@ -129,3 +129,41 @@ def test_a_silent_client_is_timed_out_and_its_call_kept(
     done = events[-1]
     assert done["call_id"] is None and (tmp_path / "data" / "streams" / done["transcript"]).is_file()
     assert done["duration"] == 0.5
+
+
+class _DeafOnChannel:
+    """The real engine, except that it hears nothing on one channel (speech Whisper cannot read, or loops it drops)."""
+
+    def __init__(self, engine: Any, channel: int) -> None:
+        self.engine, self.channel = engine, channel
+
+    def transcribe(self, clips: list[Any], options: Any) -> list[Any]:
+        from callscribe.engines.base import EngineResult
+
+        heard = iter(self.engine.transcribe([c for c in clips if c.channel != self.channel], options))
+        nothing = EngineResult((), language=options.language)
+        return [nothing if c.channel == self.channel else next(heard) for c in clips]
+
+
+def test_a_turn_heard_without_text_is_kept_and_flagged(pipeline: Pipeline, evalset: Path, tmp_path: Path) -> None:
+    """Speech that comes back without text is a final of its own, flagged ``uncovered`` in the event and in the
+    stored call (as the batch pipeline flags it), never dropped."""
+    path, ref = built_call(evalset, tmp_path)
+    pcm, rate = load_pcm(path)
+    config = parse_start({"type": "start", "sample_rate": rate, "channels": 2, "language": "zh",
+                          "roles": ["agent", "customer"]})  # fmt: skip
+    events: list[dict[str, Any]] = []
+    session = StreamSession("s2", config, LiveSettings(pipeline.options), events.append)
+    _run(session, _DeafOnChannel(pipeline.engine, 1), pcm, rate // 10)
+    finals = [e for e in events if e["type"] == "final"]
+    deaf = [f for f in finals if f["channel"] == 1]
+    assert deaf and all(f["text"] == "" and f["flags"] == ["uncovered"] for f in deaf)
+    assert all("flags" not in f for f in finals if f["channel"] == 0 and f["text"])
+    for r in ref.turns:
+        if r.channel == 1:  # every customer turn is still there, as speech without text
+            assert any(f["start"] < r.end and f["end"] > r.start for f in deaf), r
+    t = finish.assemble(session, path=str(path), sha256="0" * 64, engine="whisper")
+    stored = [u for u in t.utterances if u.channel == 1]
+    assert [(u.start, u.end) for u in stored] == [(f["start"], f["end"]) for f in deaf]
+    assert all(u.text == "" and u.flags == ("uncovered",) for u in stored)
+    assert any("without text (flagged uncovered" in n for n in t.notes)

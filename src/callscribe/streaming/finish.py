@@ -74,6 +74,10 @@ def assemble(session: StreamSession, *, path: str, sha256: str, engine: str) -> 
     failed = sum(1 for f in session.finals if "live-failed" in f.utterance.flags)
     if failed:
         notes.append(f"{failed} turn(s) could not be decoded live")
+    empty = [f.utterance for f in session.finals if not f.utterance.text]
+    if empty:
+        where = ", ".join(f"{u.start:.1f}-{u.end:.1f}s" for u in empty)
+        notes.append(f"{len(empty)} turn(s) of speech came back without text (flagged uncovered: {where})")
     return Transcript(
         call=info,
         utterances=utterances,

@@ -21,6 +21,7 @@ import numpy as np
 import soxr
 
 from callscribe.audio.decode import SAMPLE_RATE
+from callscribe.coverage import UNCOVERED
 from callscribe.engines.base import Clip, EngineResult
 from callscribe.model import Utterance, Word, join_texts
 from callscribe.options import Options
@@ -345,10 +346,9 @@ class StreamSession:
             words=words,
             confidence=confidence,
             language=language or self.language,
-            flags=("live-failed",) if failed else (),
+            flags=final_flags(text, built, failed),
         )
-        if text:
-            self.finals.append(Final(turn.index, u))
+        self.finals.append(Final(turn.index, u))  # speech without text too: kept, flagged, never dropped
         shown_text, shown_words = text, words
         if self.redact:
             head = self._digits_until.get(turn.channel, -1.0) >= u.start
@@ -364,6 +364,8 @@ class StreamSession:
                       for w in shown_words],
             "confidence": confidence, "language": u.language,
         }  # fmt: skip
+        if u.flags:
+            event["flags"] = list(u.flags)
         if failed:
             event["error"] = failed
         self.emit(event)
@@ -371,6 +373,17 @@ class StreamSession:
             self.emit({"type": "alert", "rule": alert.rule, "severity": alert.severity, "evidence": alert.evidence,
                        "time": alert.time, "turn": alert.turn, "channel": alert.channel, "role": alert.role,
                        "description": alert.description})  # fmt: skip
+
+
+def final_flags(text: str, built: list[Utterance], failed: str | None) -> tuple[str, ...]:
+    """A final's flags: the engine's (``repetition``...), ``live-failed`` when its decode failed, and ``uncovered``
+    (as in batch transcripts) when the turn's speech came back without text."""
+    flags = dict.fromkeys(f for u in built for f in u.flags)
+    if failed:
+        flags["live-failed"] = None
+    if not text:
+        flags[UNCOVERED] = None
+    return tuple(flags)
 
 
 def _same_clip(guess: Guess, turn: Turn, clip: Clip) -> bool:
