@@ -46,3 +46,21 @@ def test_live_window_decodes_as_well_as_the_full_window(evalset: Path) -> None:
                 assert all(seg.start - 1e-3 <= w.start <= w.end <= seg.end + 1e-3 for w in seg.words)
             assert len(result.text) <= 3 * len(p.text) + 10, f"{mode} {key}: a loop reached the text {result.text!r}"
     assert errors["live"] <= errors["full"] + max(2, 0.03 * tokens), errors
+
+
+def test_a_live_loop_is_flagged_not_retried_at_each_temperature(evalset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whisper's temperature fallback took 10-16 s on a 2 s turn here, with every live stream waiting: live, a clip
+    that loops on every window keeps what did not loop and says ``repetition``; a batch clip still gets the retry."""
+    from callscribe.engines import whisper as whisper_engine
+    from callscribe.engines.whisper import WhisperEngine
+
+    engine = WhisperEngine(threads=2)
+    p = load_pieces(evalset)["whisper_jfk"]
+    clip = Clip("c", 0, 0.0, p.audio, "s", 0)
+    retried: list[float] = []
+    monkeypatch.setattr(whisper_engine, "_looping", lambda seg: True)  # every decode "loops"
+    monkeypatch.setattr(engine, "_retry", lambda c, *a: retried.append(c.duration) or whisper_engine.EngineResult(()))
+    (live,) = engine.transcribe([clip], EngineOptions(language="en", extra={whisper_live.LIVE_WINDOW: True}))
+    assert live.flags == ("repetition",) and live.segments == () and retried == []
+    (batch,) = engine.transcribe([clip], EngineOptions(language="en"))
+    assert retried == [clip.duration] and batch.segments == ()

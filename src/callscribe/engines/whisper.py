@@ -13,6 +13,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,12 @@ class WhisperEngine:
                 results[i] = result
         return [r for r in results if r is not None]
 
-    def _run_group(self, clips: list[Clip], language: str, options: EngineOptions) -> list[EngineResult]:
+    def _run_group(
+        self, clips: list[Clip], language: str, options: EngineOptions, fallback: bool = True
+    ) -> list[EngineResult]:
+        """Clips decoded on Whisper's 30 s window. A clip whose decode loops is decoded again with the temperature
+        fallback (``fallback``), or, where that is too slow (a live stream: 10-16 s on a 2 s turn here, while every
+        stream waits), keeps its segments that did not loop, flagged ``repetition``."""
         pieces, offsets, stamps = [], [], []
         cursor = 0
         for clip in clips:
@@ -209,12 +215,17 @@ class WhisperEngine:
             k = max(0, bisect.bisect_right(offsets, (seg.start + max(seg.start, seg.end)) / 2) - 1)
             if _looping(seg):
                 runaway.add(k)
+                if not fallback:
+                    continue
             kept = self._segment(seg, offsets[k], clips[k].duration, prompt, options.hotwords)
             if kept is not None:
                 per_clip[k].append(kept)
         results = [EngineResult(segments=tuple(segs), language=language) for segs in per_clip]
         for k in sorted(runaway):
-            results[k] = self._retry(clips[k], language, options, prompt)
+            if fallback:
+                results[k] = self._retry(clips[k], language, options, prompt)
+            else:
+                results[k] = replace(results[k], flags=("repetition",))
         return results
 
     def _run_live(self, clips: list[Clip], language: str, options: EngineOptions) -> list[EngineResult]:
@@ -231,7 +242,7 @@ class WhisperEngine:
                 if segs is None or any(_looping(seg) for seg in segs):  # the short window looped: a longer one
                     (segs,) = short_segments(self.model, [clip], language, options, prompt, RETRY_WINDOW_S)
                 if segs is None or any(_looping(seg) for seg in segs):  # and then Whisper's own 30 s
-                    results += self._run_group([clip], language, options)
+                    results += self._run_group([clip], language, options, fallback=False)
                     continue
                 kept = (self._segment(seg, 0.0, clip.duration, prompt, options.hotwords) for seg in segs)
                 results.append(EngineResult(segments=tuple(k for k in kept if k is not None), language=language))
