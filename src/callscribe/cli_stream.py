@@ -141,7 +141,8 @@ def _print(event: dict[str, Any], jsonl: bool) -> None:
     if kind == "partial":
         line = f"{t} … {who}: {event.get('text', '')} ‹{event.get('unstable', '')}›"
     elif kind == "final":
-        line = f"{t} ✔ {who} {event['start']:.2f}-{event['end']:.2f}: {event.get('text', '')}"
+        flags = f" [{', '.join(event['flags'])}]" if event.get("flags") else ""
+        line = f"{t} ✔ {who} {event['start']:.2f}-{event['end']:.2f}: {event.get('text', '')}{flags}"
     elif kind == "alert":
         line = (
             f"{t} ! {event.get('severity')} {event.get('rule')} at {event.get('time', 0):.1f}s: {event.get('evidence')}"

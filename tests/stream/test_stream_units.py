@@ -165,3 +165,16 @@ def test_fair_lock_serves_in_arrival_order() -> None:
     for th in threads:
         th.join(5)
     assert order == [0, 1, 2, 3] and lock.waits == 4
+
+
+def test_the_client_shows_a_finals_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from callscribe.cli_stream import _print
+
+    final = {"type": "final", "t_recv": 21.4, "channel": 1, "role": "customer", "start": 15.62, "end": 19.33}
+    _print({**final, "text": "", "flags": ["uncovered"]}, jsonl=False)
+    _print({**final, "text": "好的"}, jsonl=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "[  21.40s] ✔ ch1 customer 15.62-19.33:  [uncovered]",
+        "[  21.40s] ✔ ch1 customer 15.62-19.33: 好的",
+    ]
