@@ -54,6 +54,15 @@ class Role(str, Enum):
     customer = "customer"
 
 
+class Mood(str, Enum):
+    """The customer moods the store keeps (:data:`callscribe.store.moods.MOODS`)."""
+
+    negative = "negative"
+    neutral = "neutral"
+    positive = "positive"
+    unknown = "unknown"
+
+
 class Period(str, Enum):
     week = "week"
     month = "month"
@@ -212,6 +221,9 @@ def search_command(
     ] = None,
     rule_failed: Annotated[str | None, typer.Option("--rule-failed", help="Only calls that failed this rule.")] = None,
     needs_review: Annotated[bool, typer.Option("--needs-review", help="Only calls flagged for review.")] = False,
+    sentiment: Annotated[
+        Mood | None, typer.Option("--sentiment", help="Only calls whose customer mood is this.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most hits shown.")] = 20,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object a line; matches marked [like this].")
@@ -225,7 +237,8 @@ def search_command(
     try:
         hits = store.search(
             query, role=role.value if role else None, agent=agent, since=lo, until=hi, rule_failed=rule_failed,
-            needs_review=True if needs_review else None, limit=limit, **({} if as_json else {"marks": MARKS}),
+            needs_review=True if needs_review else None, sentiment=sentiment.value if sentiment else None,
+            limit=limit, **({} if as_json else {"marks": MARKS}),
         )  # fmt: skip
     except (StoreError, ValueError) as exc:
         raise fail(one_line(exc)) from None

@@ -80,6 +80,31 @@ def test_calls_by_customer_mood(kind: str, tmp_path: Path, calls) -> None:
 
 
 @pytest.mark.parametrize("kind", ENGINES)
+def test_search_by_customer_mood(kind: str, tmp_path: Path, calls) -> None:
+    """A search keeps only the hits in calls of the mood asked for, in the order it gives them unfiltered, and
+    refuses a mood that is not one even when nothing matches."""
+    with fresh_url(kind, tmp_path) as url, Store(url) as store:
+        stored = add_all(store, calls)
+        words = {w for cid in stored for u in store.call(cid).transcript["utterances"] for w in u["text"].split()}  # type: ignore[union-attr]
+        assert words
+        for word in sorted(words, key=len, reverse=True)[:3]:
+            every = store.search(word, limit=1000)
+            assert every
+            for mood in MOODS:
+                want = [(h.call_id, h.utterance) for h in every if expected_mood(stored[h.call_id]) == mood]
+                got = [(h.call_id, h.utterance) for h in store.search(word, sentiment=mood, limit=1000)]
+                assert got == want
+        with pytest.raises(ValueError, match="sentiment"):
+            store.search("hello", sentiment="angry")
+
+
+def test_cli_moods_are_the_stores() -> None:
+    from callscribe.cli_store import Mood
+
+    assert tuple(m.value for m in Mood) == MOODS
+
+
+@pytest.mark.parametrize("kind", ENGINES)
 def test_re_adding_a_call_changes_its_mood(kind: str, tmp_path: Path, calls) -> None:
     c = calls[0]
     with fresh_url(kind, tmp_path) as url, Store(url) as store:

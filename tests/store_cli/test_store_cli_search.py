@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from store_cli_calls import ENGINES, NEVER_SAID, Stored, check_store_matches_folder, folder_calls, stored_calls
 
+from callscribe.model import QAResult
+from callscribe.store.moods import MOODS, mood_of
+
 pytestmark = pytest.mark.evalset
 
 
@@ -72,6 +75,10 @@ def test_filters_role_agent_and_time(stored: Stored) -> None:
     assert {h["call_name"] for h in hits} == {"A02_20240514-141500_sales"}
 
 
+def customer_mean(qa: QAResult | None) -> float | None:
+    return None if qa is None else (qa.sentiment.get("by_party") or {}).get("customer")
+
+
 def test_filters_by_qa_verdicts(stored: Stored) -> None:
     files = {t.call.id: qa for t, qa in folder_calls(stored.out).values()}
     assert all(qa is not None for qa in files.values())
@@ -82,6 +89,12 @@ def test_filters_by_qa_verdicts(stored: Stored) -> None:
         everywhere = {h["call_name"] for h in stored.search(word)[1]}
         assert {h["call_name"] for h in stored.search(word, "--rule-failed", "no_hedging")[1]} == everywhere & failed
         assert {h["call_name"] for h in stored.search(word, "--needs-review")[1]} == everywhere & review
+        by_mood = [{h["call_name"] for h in stored.search(word, "--sentiment", m)[1]} for m in MOODS]
+        assert sorted(n for names in by_mood for n in names) == sorted(everywhere)  # each call in one mood
+        for mood, names in zip(MOODS, by_mood, strict=True):
+            assert names == {n for n in everywhere if mood_of(customer_mean(files[n])) == mood}
+    rc, _, stderr = stored.invoke("search", "知道", "--sentiment", "angry")
+    assert rc == 2 and "angry" in stderr
 
 
 def test_limit_and_bad_input(stored: Stored) -> None:

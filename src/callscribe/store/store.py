@@ -32,6 +32,7 @@ from callscribe.store.filters import TimeLike, as_utc, call_filters
 from callscribe.store.index import IndexMixin
 from callscribe.store.ingest import coerce_qa, coerce_transcript, qa_dict, summary, transcript_dict
 from callscribe.store.models import CallRow, QARow, RuleRow, SpeakerRow, UtteranceRow, utcnow
+from callscribe.store.moods import mood_condition
 from callscribe.store.plan import Shape, ordered_rows
 from callscribe.store.query import condition, parse, unindexed
 from callscribe.store.records import CallMeta, CallRecord, CallSummary, SearchHit, StoreError
@@ -43,8 +44,8 @@ log = logging.getLogger("callscribe")
 
 # filter columns SQLite must not read from an index in a search: running from the matches, or walking the calls
 SEARCH_UNINDEXED = {
-    False: ("agent_id", "queue", "call_time", "needs_review"),
-    True: ("agent_id", "queue", "needs_review"),
+    False: ("agent_id", "queue", "call_time", "needs_review", "customer_mood"),
+    True: ("agent_id", "queue", "needs_review", "customer_mood"),
 }
 ORDER_BY = {
     "call_time": (CallRow.call_time.asc().nulls_last(), CallRow.id.asc()),
@@ -314,17 +315,21 @@ class Store(BulkMixin, IndexMixin, AdminMixin, ReportMixin):
         until: TimeLike | None = None,
         rule_failed: str | None = None,
         needs_review: bool | None = None,
+        sentiment: str | None = None,
         call_id: int | None = None,
         limit: int = 50,
         offset: int = 0,
         marks: tuple[str, str] = HIGHLIGHT,
     ) -> list[SearchHit]:
         """Utterances matching ``query`` (see :mod:`callscribe.store.query` for the syntax), newest call first, in
-        call order within a call; the call filters as in :meth:`calls`, ``role`` on the utterance.
+        call order within a call; the call filters (``sentiment`` included) as in :meth:`calls`, ``role`` on the
+        utterance.
         :class:`QueryError` (one line) for a query with nothing to look for."""
+        if sentiment is not None:
+            mood_condition(sentiment)  # a mood that is not one is refused even when nothing matches
         parsed = parse(query, self.tokenizer)
         filters = {"agent": agent, "queue": queue, "since": since, "until": until, "needs_review": needs_review}
-        filters |= {"rule_failed_id": rule_failed, "call_id": call_id}
+        filters |= {"rule_failed_id": rule_failed, "call_id": call_id, "sentiment": sentiment}
 
         def build(shape: Shape) -> Select[Any]:
             # SQLite: no index on a filter column may drive the plan (a walk keeps the call time's)
