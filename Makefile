@@ -13,7 +13,8 @@ VENV_HF ?= .venv-hf
 PY_HF := $(VENV_HF)/bin/python
 PIP_HF := $(PY_HF) -m pip --disable-pip-version-check
 # What runs in .venv-hf; in .venv the -hf tests skip, in .venv-hf the qwen-asr ones do.
-HF_TESTS ?= tests/engines_qwen/test_engine_qwen3_hf.py tests/engines_qwen/test_qwen3_helpers.py
+HF_TESTS ?= tests/engines_qwen/test_engine_qwen3_hf.py tests/engines_qwen/test_qwen3_helpers.py \
+	tests/engines_qwen/test_qwen3_scripts.py
 
 .PHONY: demo test lint clean
 

@@ -8,14 +8,15 @@ gaps and bleed) go through ``callscribe.Pipeline`` with the ``qwen3`` engine on 
 - ``engine``: a pool of ``POOL_FACTOR`` batches handed to the engine in one call (the engine sorts it);
 - ``pipeline``: the same pool sorted by the pipeline and heard one batch per engine call (the default).
 
-What the model saw is read with hooks on the real model (nothing in the engine is changed): every prompt pass
-gives the batch's rows and each row's mel frames. Padded audio = sum over batches of (longest - own) / sum of
-longest; decoder row-steps = rows x steps, summed (every row decodes until its batch's budget runs out, since the
-random model never stops and the output length is forced from the longest clip: ``--tokens-per-second``, default 12
-characters a second for the tiny byte-level tokenizer, about 4 real Qwen tokens). Second decodes the pipeline asks
-for (coverage) are counted apart. Call latency = when each call came out of ``run()``, from the start. Engine-thread
-CPU = CPU time of the thread that runs ``run()`` and the engine (decoding and VAD run in other threads): on a shared
-machine it is steadier than wall time.
+What the model saw is read with hooks on the real model (nothing in the engine is changed): every prompt pass gives
+the batch's rows and each row's mel frames. Padded frames per batch = sum over batches of (longest - own) mel frames
+(100 a second), over the batches; padded audio = the same sum / sum of longest; decoder row-steps = rows x steps,
+summed (every row decodes until its batch's budget runs out, since the random model never stops and the output
+length is forced from the longest clip: ``--tokens-per-second``, default 12 characters a second for the tiny
+byte-level tokenizer, about 4 real Qwen tokens). Second decodes the pipeline asks for (coverage) are counted apart.
+Call latency = when each call came out of ``run()``, from the start. Engine-thread CPU = CPU time of the thread that
+runs ``run()`` and the engine (decoding and VAD run in other threads): on a shared machine it is steadier than wall
+time.
 
     python benchmarks/qwen3_bucketing.py [--batch-sizes 16,32] [--copies 3] [--json FILE]
 """
@@ -114,6 +115,7 @@ def summarize(batches: list[dict[str, Any]]) -> dict[str, Any]:
         "batches": len(first),
         "rows_per_batch": round(sum(rows) / len(rows), 2) if rows else 0.0,
         "padded_audio": round(padded / longest, 4) if longest else 0.0,
+        "padded_frames_per_batch": round(padded / len(first), 1) if first else 0.0,
         "decode_steps": sum(b["steps"] for b in first),
         "row_steps": sum(b["rows"] * b["steps"] for b in first),
         "second_decode_batches": len(batches) - len(first),
@@ -182,7 +184,8 @@ def build(args: Any, work: Path) -> tuple[list[Path], Path]:
     return files, model
 
 
-HEADER = ("batch", "mode", "calls", "clips", "batches", "rows/batch", "padded audio %", "decode steps", "row-steps",
+HEADER = ("batch", "mode", "calls", "clips", "batches", "rows/batch", "padded frames/batch", "padded audio %",
+          "decode steps", "row-steps",
           "2nd-decode batches", "engine-thread CPU s", "wall s", "first call s", "mean call s",
           "last call s")  # fmt: skip
 
@@ -191,7 +194,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in rows:
         cells = [r["batch_size"], r["mode"], r["calls"], r["clips"], r["batches"], r["rows_per_batch"],
-                 f"{100 * r['padded_audio']:.1f}", r["decode_steps"], r["row_steps"], r["second_decode_batches"],
+                 r["padded_frames_per_batch"], f"{100 * r['padded_audio']:.1f}", r["decode_steps"], r["row_steps"],
+                 r["second_decode_batches"],
                  r["engine_thread_cpu_s"], r["wall_s"], r["first_call_s"], r["mean_call_s"],
                  r["last_call_s"]]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

@@ -7,7 +7,9 @@ is reported as not installed here), saved, and loaded through ``callscribe.engin
 (a) Mixed lengths: real speech clips of 0.3-20 s (evalset-dev, cut by callscribe's own decoder, VAD and clip
     cutter) decoded in one batch and one by one with the same fixed output length; counts of identical and
     differing texts, rows whose logits held a NaN (a hook on the output layer) and outputs made only of "!" (what
-    NaN logits decode to), the failure reported upstream for short clips in mixed-length batches.
+    NaN logits decode to), the failure reported upstream for short clips in mixed-length batches. The engine decodes
+    a row whose logits turned NaN again alone (flag ``nan-batch``, counted too): NaN rows with no "!" output mean
+    that guard held.
 (b) Throughput end to end through the engine (features, audio encoder, decoder, text) in audio seconds per second,
     and peak memory (torch.cuda.max_memory_allocated), at each ``--batches`` size, without and with a 50-term
     glossary as context. Random weights never stop on their own, so the output length is forced to
@@ -15,7 +17,12 @@ is reported as not installed here), saved, and loaded through ``callscribe.engin
     loading this reuses. Memory per row is (peak - weights) / batch, next to ``qwen3_batch.bytes_per_row``'s
     estimate for the longest clip and the real prompt length.
 
+qwen-asr and transformers >= 5.13 pin different transformers versions, so one environment runs one backend;
+``--other-python`` names the interpreter of the other environment (``.venv-hf/bin/python``): the backend missing
+here is run there (this script, same settings) and its rows join the one table.
+
     python benchmarks/qwen3_gpu_check.py [--sizes 0.6b,1.7b] [--batches 8,32,64] [--minutes 10] [--json FILE]
+        [--other-python .venv-hf/bin/python]
     python benchmarks/qwen3_gpu_check.py --tiny        # the tiny test sizes on CPU: checks the script itself
 """
 
@@ -30,6 +37,7 @@ import logging
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +51,6 @@ sys.path.insert(0, str(ROOT / "tests" / "engines_qwen"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gpu_throughput import EVALSET, SIZES, speech_clips  # noqa: E402
-from qwen3_bucketing import torch_model  # noqa: E402
 from tiny_qwen import TINY, Sizes, build_qwen_asr  # noqa: E402
 
 from callscribe.engines import base  # noqa: E402
@@ -75,6 +82,9 @@ def forced_length(args: Any) -> dict[str, Any]:
             "max_new_tokens": 4096}  # fmt: skip
 
 
+BACKENDS = ("qwen-asr", "hf")
+
+
 def backends() -> dict[str, Callable[..., Path] | str]:
     """Each backend's checkpoint builder, or why it cannot run here."""
     found: dict[str, Callable[..., Path] | str] = {}
@@ -89,6 +99,12 @@ def backends() -> dict[str, Callable[..., Path] | str]:
         build_qwen_asr_hf if has and build_qwen_asr_hf else "not installed here (transformers without qwen3_asr)"
     )
     return found
+
+
+def torch_model(engine: Any) -> Any:
+    """The torch module the engine generates with (either backend; no import of the bucketing benchmark, whose
+    call builder needs the eval extra that the -hf environment may lack)."""
+    return engine.backend.model
 
 
 class NanSpy:
@@ -144,6 +160,7 @@ def compare(engine: Any, clips: list[Clip], spy: NanSpy) -> dict[str, Any]:
         "nan_rows_alone": nan_alone,
         "bang_batched": sum(bool(BANG.match(r.text)) for r in batched),
         "bang_alone": sum(bool(BANG.match(r.text)) for r in alone),
+        "nan_batch_flags": sum("nan-batch" in r.flags for r in batched),
     }
 
 
@@ -213,7 +230,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     batches = [int(b) for b in args.batches.split(",") if b]
     report: dict[str, Any] = {"device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
                               "skipped": {}, "checks": [], "throughput": []}  # fmt: skip
+    wanted = [b for b in args.backends.split(",") if b]
     for backend, builder in backends().items():
+        if backend not in wanted:
+            continue
         if isinstance(builder, str):
             report["skipped"][backend] = builder
             continue
@@ -239,17 +259,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def forwarded(args: argparse.Namespace) -> list[str]:
+    """The settings of this run as arguments, for the same script under another interpreter."""
+    out = ["--sizes", args.sizes, "--batches", args.batches, "--minutes", str(args.minutes),
+           "--glossary-terms", str(args.glossary_terms), "--check-clips", str(args.check_clips),
+           "--tokens-per-second", str(args.tokens_per_second), "--device", args.device, "--dtype", args.dtype,
+           "--evalset", args.evalset]  # fmt: skip
+    return [*out, "--tiny"] if args.tiny else out
+
+
+def run_elsewhere(python: str, backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``backend`` run by this script under ``python`` (another environment): its report, or why it failed."""
+    out = workdir / f"report-{backend}.json"
+    command = [python, str(Path(__file__).resolve()), *forwarded(args), "--backends", backend, "--json", str(out)]
+    log.info("running the %s backend under %s", backend, python)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.is_file():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": {backend: f"failed under {python} (exit {done.returncode}): {tail}"}}
+    return dict(json.loads(out.read_text(encoding="utf-8")))
+
+
+def merge(report: dict[str, Any], other: dict[str, Any], python: str) -> None:
+    """Rows another environment measured join this report (a backend run there is no longer skipped here)."""
+    for key in ("checks", "throughput"):
+        rows = [{**row, "python": python} for row in other.get(key, [])]
+        report[key] += rows
+        for row in rows:
+            report["skipped"].pop(row["backend"], None)
+    for backend, why in other.get("skipped", {}).items():
+        report["skipped"][backend] = f"{report['skipped'].get(backend, 'not installed here')}; {why}"
+
+
 def tables(report: dict[str, Any]) -> str:
     out = [f"device: {report['device']}"]
     out += [f"backend {b}: {why}" for b, why in report["skipped"].items()]
     out += ["", "(a) batched vs one by one, mixed lengths", "",
             "| backend | model | clips | s | identical | differs (clip s) | NaN rows batched / alone "
-            "| '!' outputs batched / alone |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "| heard again alone | '!' outputs batched / alone |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in report["checks"]:
         differs = f"{c['differs']} ({', '.join(map(str, c['differs_s'])) or '-'})"
         out.append(f"| {c['backend']} | {c['model']} | {c['clips']} | {c['shortest_s']}-{c['longest_s']} | "
                    f"{c['identical']} | {differs} | {c['nan_rows_batched']} / {c['nan_rows_alone']} | "
-                   f"{c['bang_batched']} / {c['bang_alone']} |")  # fmt: skip
+                   f"{c.get('nan_batch_flags', 0)} | {c['bang_batched']} / {c['bang_alone']} |")  # fmt: skip
     out += ["", "(b) throughput end to end through the engine", "",
             "| backend | model | batch | glossary | audio s | wall s | audio-s/s | peak GiB | MiB/row | est. MiB/row |",
             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -283,7 +335,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evalset", default=str(EVALSET))
     parser.add_argument("--workdir", default=None, help="where random checkpoints are built (reused)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="which backends to run")
+    parser.add_argument("--other-python", default=None, help="interpreter of the environment with the other backend")
     args = parser.parse_args(argv)
+    if set(args.backends.split(",")) - set(BACKENDS) - {""}:
+        parser.error(f"--backends: choose from {', '.join(BACKENDS)}")
     if not 0 <= args.glossary_terms <= len(GLOSSARY):
         parser.error(f"--glossary-terms: 0 to {len(GLOSSARY)}")
     args.minutes = args.minutes if args.minutes is not None else (0.5 if args.tiny else 10.0)
@@ -292,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
         args.workdir = args.workdir or tmp
         started = time.perf_counter()
         report = run(args)
+        if args.other_python:
+            for backend in [b for b in BACKENDS if b in report["skipped"]]:
+                merge(report, run_elsewhere(args.other_python, backend, args, Path(tmp)), args.other_python)
     report.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=" ".join(sys.argv),
                   machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                   total_s=round(time.perf_counter() - started, 1), goal_audio_s_per_s=GOAL_AUDIO_S_PER_S,

@@ -137,3 +137,67 @@ def assert_structure(clips: list[Clip], results: list[EngineResult]) -> None:
             assert seg.text and 0.0 < (seg.confidence or 0.0) <= 1.0
         # Random weights never emit end-of-text, so every output runs into its budget and is flagged.
         assert "truncated" in result.flags
+
+
+def assert_penalty_spares_the_prompt(engine: Any, short: Clip, monkeypatch: Any) -> None:
+    """The repetition penalty the retry hands ``generate()`` leaves every prompt token (the hotword context among
+    them) alone and pushes down only what the model generated; the stock penalty would push the hotwords down.
+    ``short`` must be under 2 s, so that its runaway answer goes straight to the penalty retry."""
+    import torch
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    from callscribe.engines.qwen3 import REPETITION_PENALTY
+
+    seen: list[tuple[Any, list[Any], Any]] = []
+    real = engine.backend.generate
+
+    def spying(inputs: Any, **kwargs: Any) -> Any:
+        out = real(inputs, **kwargs)
+        seen.append((inputs["input_ids"].clone(), list(kwargs["logits_processor"]), out.clone()))
+        return out
+
+    monkeypatch.setattr(engine.backend, "generate", spying)
+    options = EngineOptions(hotwords=("chargeback", "Acme Bank"), extra={**QUICK, "recover": True})
+    (result,) = engine.transcribe([short], options)
+    assert "penalty-retry" in result.flags and len(seen) == 2
+    prompt_ids, processors, sequences = seen[-1]
+    assert "chargeback, Acme Bank" in engine.backend.processor.tokenizer.decode(prompt_ids[0])
+    (penalty,) = [p for p in processors if hasattr(p, "penalty")]
+    generated = set(sequences[0, prompt_ids.shape[1] :].tolist())
+    spared = set(prompt_ids[0].tolist()) - generated
+    assert generated and spared
+    scores = torch.full((1, int(sequences.max()) + 1), 3.0)
+    after = penalty(sequences, scores.clone())[0]
+    assert all(float(after[t]) == 3.0 for t in spared), "a prompt token was penalised"
+    assert all(abs(float(after[t]) - 3.0 / REPETITION_PENALTY) < 1e-6 for t in generated)
+    stock = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY)(sequences, scores.clone())[0]
+    assert all(float(stock[t]) < 3.0 for t in spared), "the stock penalty hits the prompt (else this proves nothing)"
+
+
+def assert_nan_rows_are_heard_alone(engine: Any, clips: list[Clip]) -> None:
+    """Logits that turn NaN for one row of a batch (the upstream report: a short clip in a mixed-length batch on a
+    GPU comes out as "!!!!"; injected here on the output layer for the shortest row, the last one, whenever a batch
+    has several rows): that clip is decoded again alone and flagged ``nan-batch``; the other rows keep their text."""
+    import torch
+
+    head = next(m for name, m in engine.backend.model.named_modules() if name.endswith("lm_head"))
+
+    def poison(_module: Any, _args: Any, out: Any) -> Any:
+        if out.shape[0] > 1:
+            out = out.clone()
+            out[-1, -1, :] = float("nan")
+        return out
+
+    clips = mixed_lengths(clips)
+    shortest = min(range(len(clips)), key=lambda i: len(clips[i].audio))
+    options = EngineOptions(batch_size=len(clips), extra=FIXED_BUDGET)
+    alone = [engine.transcribe([c], options)[0] for c in clips]
+    hook = head.register_forward_hook(poison)
+    try:
+        together = engine.transcribe(clips, options)
+    finally:
+        hook.remove()
+    assert torch.isnan(poison(None, None, torch.zeros(2, 1, 3))[-1]).all(), "the hook does poison a batch row"
+    for i, (b, a) in enumerate(zip(together, alone, strict=True)):
+        assert b.text and b.text == a.text, f"row {i}: batched {b.text!r} != alone {a.text!r}"
+        assert ("nan-batch" in b.flags) == (i == shortest), b.flags

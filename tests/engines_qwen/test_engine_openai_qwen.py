@@ -1,4 +1,5 @@
-"""The openai engine against a vLLM-like Qwen3-ASR server on 127.0.0.1 that runs a tiny random-weight Qwen3-ASR.
+"""The openai engine against a vLLM-like Qwen3-ASR server process on 127.0.0.1 that runs a tiny random-weight
+Qwen3-ASR.
 
 The model's text is random letters: these tests check what reached the model's prompt, what the engine sent, the
 flags, languages and notes, never the words.
@@ -13,13 +14,20 @@ from pathlib import Path
 
 import pytest
 from tiny_qwen import build_qwen_asr
-from vllm_qwen_server import QwenASRServer
+from vllm_qwen_process import QwenASRProcess
 
 from callscribe.audio import iter_clips, prepare
 from callscribe.engines import base
 from callscribe.engines.base import Clip, EngineError, EngineOptions
 from callscribe.engines.openai import OpenAIEngine
-from callscribe.engines.openai_qwen import budget, cut_loop, find_text_loop, parse_chat, word_times_note
+from callscribe.engines.openai_qwen import (
+    budget,
+    context_dropped_note,
+    cut_loop,
+    find_text_loop,
+    parse_chat,
+    word_times_note,
+)
 from callscribe.options import Options
 from callscribe.pipeline import Pipeline
 
@@ -30,14 +38,15 @@ PHRASE = "thank you for calling "
 
 
 @pytest.fixture(scope="module")
-def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QwenASRServer]:
-    server = QwenASRServer(build_qwen_asr(tmp_path_factory.mktemp("tiny-qwen-asr")))
+def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QwenASRProcess]:
+    work = tmp_path_factory.mktemp("tiny-qwen-asr")
+    server = QwenASRProcess(build_qwen_asr(work / "model"), work / "server.log")
     yield server
     server.stop()
 
 
 @pytest.fixture
-def server(qwen_server: QwenASRServer) -> QwenASRServer:
+def server(qwen_server: QwenASRProcess) -> QwenASRProcess:
     qwen_server.reset()  # every test starts from a well-behaved server with no requests seen
     return qwen_server
 
@@ -59,7 +68,7 @@ def en_clip(evalset: Path) -> Clip:
     return _clips(evalset, EN_CALL)[0]
 
 
-def _engine(server: QwenASRServer, **kwargs: object) -> OpenAIEngine:
+def _engine(server: QwenASRProcess, **kwargs: object) -> OpenAIEngine:
     made = base.create("openai", base_url=server.url, **{"backoff_s": 0.01, **kwargs})
     assert isinstance(made, OpenAIEngine)
     return made
@@ -89,7 +98,7 @@ def test_chat_replies_are_read_with_their_language() -> None:
         parse_chat({"detail": "oops"}, "u", False)
 
 
-def test_a_qwen3_asr_server_is_found_by_model_id_or_root(server: QwenASRServer) -> None:
+def test_a_qwen3_asr_server_is_found_by_model_id_or_root(server: QwenASRProcess) -> None:
     engine = _engine(server)
     assert engine.qwen_asr and engine.model == "Qwen/Qwen3-ASR-1.7B"
     assert engine.api_for(EngineOptions()) == "chat"
@@ -105,7 +114,7 @@ def test_a_qwen3_asr_server_is_found_by_model_id_or_root(server: QwenASRServer) 
 
 
 @pytest.mark.evalset
-def test_forced_language_and_context_reach_the_model_prompt(server: QwenASRServer, zh_clip: Clip) -> None:
+def test_forced_language_and_context_reach_the_model_prompt(server: QwenASRProcess, zh_clip: Clip) -> None:
     engine = _engine(server)
     options = EngineOptions(language="zh", hotwords=("滨海新区", "Acme"), extra={"context": "客服热线"})
     (result,) = engine.transcribe([zh_clip], options)
@@ -125,7 +134,7 @@ def test_forced_language_and_context_reach_the_model_prompt(server: QwenASRServe
 
 
 @pytest.mark.evalset
-def test_transcriptions_carry_to_language_and_a_budget(server: QwenASRServer, zh_clip: Clip) -> None:
+def test_transcriptions_carry_to_language_and_a_budget(server: QwenASRProcess, zh_clip: Clip) -> None:
     engine = _engine(server)
     extra = {"openai_api": "transcriptions"}
     options = EngineOptions(language="zh", hotwords=("滨海新区",), timestamps="word", extra=extra)
@@ -137,10 +146,15 @@ def test_transcriptions_carry_to_language_and_a_budget(server: QwenASRServer, zh
     assert seen["prompt"].endswith("<|im_start|>assistant\nlanguage Chinese<asr_text>")
     assert seen["max_tokens"] == budget(zh_clip.duration, {})
     assert any("refused response_format=verbose_json" in n and "--engine qwen3" in n for n in result.notes)
+    # vLLM builds this prompt itself and drops ``prompt``: the glossary never reaches the model, and the notes say so.
+    assert "滨海新区" not in seen["prompt"]
+    assert context_dropped_note(server.url + "/v1") in result.notes
+    (plain,) = engine.transcribe([zh_clip], EngineOptions(language="zh", extra=extra))
+    assert plain.notes == (), "no context, nothing lost: no note"
 
 
 @pytest.mark.evalset
-def test_a_server_that_is_not_qwen_gets_transcriptions(server: QwenASRServer, en_clip: Clip) -> None:
+def test_a_server_that_is_not_qwen_gets_transcriptions(server: QwenASRProcess, en_clip: Clip) -> None:
     server.reset(model_id="whisper-large-v3", loop_times=1)
     engine = _engine(server)
     (result,) = engine.transcribe([en_clip], EngineOptions(language="en", hotwords=("Acme",)))
@@ -154,7 +168,7 @@ def test_a_server_that_is_not_qwen_gets_transcriptions(server: QwenASRServer, en
 
 
 @pytest.mark.evalset
-def test_a_looping_answer_is_split_once_and_recovers(server: QwenASRServer, en_clip: Clip) -> None:
+def test_a_looping_answer_is_split_once_and_recovers(server: QwenASRProcess, en_clip: Clip) -> None:
     server.reset(loop_times=1)
     (result,) = _engine(server).transcribe([en_clip], EngineOptions())
     assert result.flags == ("truncated", "repetition", "split-retry")
@@ -167,7 +181,7 @@ def test_a_looping_answer_is_split_once_and_recovers(server: QwenASRServer, en_c
 
 
 @pytest.mark.evalset
-def test_a_stalled_answer_is_split_not_sent_again(server: QwenASRServer, zh_clip: Clip) -> None:
+def test_a_stalled_answer_is_split_not_sent_again(server: QwenASRProcess, zh_clip: Clip) -> None:
     server.reset(stall_times=99, stall_s=1.5)
     engine = _engine(server, timeout_s=0.5)
     (result,) = engine.transcribe([zh_clip], EngineOptions(language="zh"))
@@ -183,7 +197,7 @@ def test_a_stalled_answer_is_split_not_sent_again(server: QwenASRServer, zh_clip
 
 
 @pytest.mark.evalset
-def test_word_times_note_reaches_the_transcript_once(server: QwenASRServer, evalset: Path) -> None:
+def test_word_times_note_reaches_the_transcript_once(server: QwenASRProcess, evalset: Path) -> None:
     server.reset(stop_after=40)  # enough random words that the coverage stage does not decode the clip again
     options = {"engine": "openai", "base_url": server.url, "language": "en", "timestamps": "word"}
     t = Pipeline(options).transcribe(evalset / EN_CALL)
@@ -196,7 +210,7 @@ def test_word_times_note_reaches_the_transcript_once(server: QwenASRServer, eval
 
 
 @pytest.mark.evalset
-def test_a_call_whose_answers_keep_looping_finishes_flagged(server: QwenASRServer, evalset: Path) -> None:
+def test_a_call_whose_answers_keep_looping_finishes_flagged(server: QwenASRProcess, evalset: Path) -> None:
     server.reset(loop_times=10_000)
     t = Pipeline({"engine": "openai", "base_url": server.url, "language": "en"}).transcribe(evalset / EN_CALL)
     flags = {f for u in t.utterances for f in u.flags}
@@ -209,7 +223,7 @@ def test_a_call_whose_answers_keep_looping_finishes_flagged(server: QwenASRServe
 
 
 @pytest.mark.evalset
-def test_a_call_whose_answers_all_stall_finishes_with_uncovered_speech(server: QwenASRServer, evalset: Path) -> None:
+def test_a_call_whose_answers_all_stall_finishes_with_uncovered_speech(server: QwenASRProcess, evalset: Path) -> None:
     server.reset(stall_times=10_000, stall_s=1.2)
     options = {"engine": "openai", "base_url": server.url, "language": "zh", "extra": {"timeout_s": 0.4}}
     t = Pipeline(options).transcribe(evalset / ZH_CALL)
@@ -220,3 +234,30 @@ def test_a_call_whose_answers_all_stall_finishes_with_uncovered_speech(server: Q
     # decode hears the same speech again (once).
     sent = Counter((round(s["audio_s"], 3), s["max_tokens"]) for s in server.state.requests)
     assert sum(sent.values()) < 12 and max(sent.values()) <= 2
+
+
+@pytest.mark.evalset
+def test_callscribe_transcribe_finishes_a_looping_call_flagged(
+    server: QwenASRProcess, evalset: Path, tmp_path: Path
+) -> None:
+    """The command line against the vLLM-like server: every answer loops, the call still comes out (exit 0), its
+    loops cut to one pass and flagged, and the word-times note is in the transcript."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from callscribe.cli import app
+    from callscribe.model import Transcript
+
+    server.reset(loop_times=10_000)
+    out = tmp_path / "out"
+    args = ["transcribe", str(evalset / EN_CALL), "-o", str(out), "--engine", "openai", "--base-url", server.url]
+    result = CliRunner().invoke(app, [*args, "--language", "en", "--timestamps", "word", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (written,) = out.glob("*.json")
+    t = Transcript.from_dict(json.loads(written.read_text(encoding="utf-8")))
+    assert {"repetition", "split-retry", "unresolved"} <= {f for u in t.utterances for f in u.flags}
+    spoken = [u for u in t.utterances if u.text]
+    assert spoken and all(u.text.count(PHRASE.strip()) == 1 for u in spoken)
+    assert word_times_note(server.url + "/v1") in t.notes
+    assert {s["endpoint"] for s in server.state.requests} == {"chat"}

@@ -21,6 +21,8 @@ from qwen3_checks import (
     SPEECH_FILES,
     PrefillSpy,
     assert_batched_matches_alone,
+    assert_nan_rows_are_heard_alone,
+    assert_penalty_spares_the_prompt,
     assert_structure,
     mixed_lengths,
     speech_clips,
@@ -196,3 +198,18 @@ def test_short_and_empty_clips(engine: Qwen3Engine) -> None:
     assert len(results) == 2
     assert all(0.0 <= s.start <= s.end <= 0.1 + 1e-6 for s in results[0].segments)
     assert results[1].segments == () and results[1].flags == ()
+
+
+@pytest.mark.evalset
+def test_the_penalty_retry_spares_the_hotwords_in_the_prompt(
+    engine: Qwen3Engine, evalset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import soundfile as sf
+
+    speech, _ = sf.read(evalset / SPEECH_FILES[0], dtype="float32")
+    assert_penalty_spares_the_prompt(engine, Clip("call", 0, 0.0, speech[: SR * 3 // 2]), monkeypatch)
+
+
+@pytest.mark.evalset
+def test_a_row_whose_logits_turn_nan_is_heard_again_alone(engine: Qwen3Engine, speech_clips_: list[Clip]) -> None:
+    assert_nan_rows_are_heard_alone(engine, speech_clips_)

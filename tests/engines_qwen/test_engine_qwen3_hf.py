@@ -21,6 +21,8 @@ from qwen3_checks import (
     QUICK,
     PrefillSpy,
     assert_batched_matches_alone,
+    assert_nan_rows_are_heard_alone,
+    assert_penalty_spares_the_prompt,
     assert_structure,
     mixed_lengths,
     speech_clips,
@@ -125,6 +127,14 @@ def test_runaway_output_is_split_then_retried(engine: Qwen3Engine, clips: list[C
 
 
 @pytest.mark.evalset
+def test_the_penalty_retry_spares_the_hotwords_in_the_prompt(
+    engine: Qwen3Engine, clips: list[Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_clip = max(clips, key=lambda c: c.duration)
+    assert_penalty_spares_the_prompt(engine, Clip("c", 0, 0.0, long_clip.audio[: SAMPLE_RATE * 3 // 2]), monkeypatch)
+
+
+@pytest.mark.evalset
 def test_word_times_from_the_hf_forced_aligner(engine: Qwen3Engine, clips: list[Clip]) -> None:
     results = engine.transcribe(clips[:3], EngineOptions(timestamps="word", extra=QUICK))
     assert type(engine._aligner).__name__ == "HfAligner"
@@ -144,3 +154,8 @@ def test_short_and_empty_clips(engine: Qwen3Engine) -> None:
     )
     assert all(0.0 <= s.start <= s.end <= 0.1 + 1e-6 for s in results[0].segments)
     assert results[1].segments == () and results[1].flags == ()
+
+
+@pytest.mark.evalset
+def test_a_row_whose_logits_turn_nan_is_heard_again_alone(engine: Qwen3Engine, clips: list[Clip]) -> None:
+    assert_nan_rows_are_heard_alone(engine, clips)

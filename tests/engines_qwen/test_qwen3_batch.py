@@ -153,3 +153,30 @@ def test_the_pipeline_hands_the_engine_one_batch_per_call(tiny_asr: Path, exampl
     assert len(out) == len(calls) and all(hasattr(t, "utterances") for t in out)
     assert heard and max(heard) <= 4 and sum(heard) >= len(calls)
     assert rows and max(rows) <= 4 and len(rows) >= len(heard)
+
+
+def test_the_engine_sizes_cuda_batches_from_the_free_memory_it_reads(
+    tiny_asr: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """batch_size 0 on CUDA: the engine reads the free memory (stubbed here: no GPU) with its model loaded and
+    divides it by the per-row estimate of its own config, for a 30 s clip and its budget."""
+    from callscribe.engines import base, qwen3_batch
+    from callscribe.engines.qwen3 import AUTO_BATCH_CLIP_S
+
+    engine = base.create("qwen3", model=str(tiny_asr), batch_size=0)
+    row = bytes_per_row(engine.batch_config(), engine.budget(AUTO_BATCH_CLIP_S, {}), AUTO_BATCH_CLIP_S, dtype_bytes=4)
+    asked: list[str] = []
+    free = {"bytes": 0}
+
+    def reading(device: str) -> int:
+        asked.append(device)
+        return free["bytes"]
+
+    monkeypatch.setattr(qwen3_batch, "free_cuda_bytes", reading)
+    monkeypatch.setattr(engine, "device", "cuda:0")
+    sizes = []
+    for rows in (3, 21, 50, 10_000):
+        free["bytes"] = qwen3_batch.MIN_HEADROOM_BYTES + rows * row
+        sizes.append(engine._auto_batch_size())
+    assert asked == ["cuda:0"] * 4
+    assert sizes == [3, 16, 48, MAX_BATCH]

@@ -15,6 +15,11 @@ a trained model would end it (``finish_reason: "stop"``); an answer that reaches
 with ``"length"``. On request it misbehaves like a real server: it answers with a phrase looping to the end of the
 budget (Qwen3-ASR's known failure), or stalls past the client's read timeout. It records every request, with the
 prompt text the model generated from.
+
+Run as a script (``python vllm_qwen_server.py MODEL_DIR``) it is a server process of its own, as ``vllm serve``
+is: it prints ``listening <url>`` on stdout and serves until stdin closes. Tests drive it through
+:class:`vllm_qwen_process.QwenASRProcess`; two test-only routes (``/_test/reset``, ``/_test/requests``, no part of
+vLLM's API) set the misbehaviour and read the record.
 """
 
 from __future__ import annotations
@@ -162,6 +167,16 @@ class QwenASRServer:
         app = FastAPI()
         state = self.state
 
+        @app.post("/_test/reset")
+        def reset(changes: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+            self.reset(**changes)
+            return {"ok": True}
+
+        @app.get("/_test/requests")
+        def requests() -> list[dict[str, Any]]:
+            with state.lock:
+                return list(state.requests)
+
         @app.get("/v1/models")
         def models() -> dict[str, Any]:
             entry = {"id": state.model_id, "object": "model", "owned_by": "vllm", "root": state.root or state.model_id}
@@ -259,6 +274,23 @@ class QwenASRServer:
             return JSONResponse(answer)
 
         return app
+
+
+def main() -> None:
+    """Serve the checkpoint folder given on the command line until stdin closes (the parent is gone or done)."""
+    import sys
+
+    server = QwenASRServer(sys.argv[1])
+    sys.stdout.write(f"listening {server.url}\n")
+    sys.stdout.flush()
+    try:
+        sys.stdin.read()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
 
 
 __all__ = ["QwenASRServer", "QwenServerState"]

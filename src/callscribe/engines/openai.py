@@ -51,6 +51,7 @@ from callscribe.engines.openai_qwen import (
     budget,
     chat_request,
     choose_api,
+    context_dropped_note,
     cut_loop,
     parse_chat,
     serves_qwen_asr,
@@ -190,18 +191,22 @@ class OpenAIEngine:
         return EngineResult(segments=tuple(segments), language=language, flags=tuple(flags))
 
     def _notes(self, api: str, options: EngineOptions, results: list[EngineResult]) -> tuple[str, ...]:
-        """Say so when word times were asked for and the server cannot give them."""
-        if options.timestamps != "word":
-            return ()
+        """Say so when word times were asked for and the server cannot give them, and when a context (glossary)
+        cannot reach a Qwen3-ASR model through ``/v1/audio/transcriptions`` (vLLM drops ``prompt`` there)."""
         urls = ", ".join(self.urls)
+        notes: list[str] = []
+        if api == "transcriptions" and self.qwen_asr and _context(options):
+            notes.append(context_dropped_note(urls))
+        if options.timestamps != "word":
+            return tuple(notes)
         if api == "chat":
-            return (word_times_note(urls),)
-        if self._format > 0:
+            notes.append(word_times_note(urls))
+        elif self._format > 0:
             hint = "; use --engine qwen3 for word times" if self.qwen_asr else ""
-            return (f"word times unavailable: {urls} refused response_format=verbose_json (text only){hint}",)
-        if any(s.text and not s.words for r in results for s in r.segments):
-            return (f"word times unavailable: {urls} returned segments without word times",)
-        return ()
+            notes.append(f"word times unavailable: {urls} refused response_format=verbose_json (text only){hint}")
+        elif any(s.text and not s.words for r in results for s in r.segments):
+            notes.append(f"word times unavailable: {urls} returned segments without word times")
+        return tuple(notes)
 
     # -- Qwen3-ASR through /v1/chat/completions ------------------------------------------------------------------------
     def _chat_hearing(self, options: EngineOptions) -> Hear:

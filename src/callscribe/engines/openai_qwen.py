@@ -144,6 +144,13 @@ def word_times_note(urls: str) -> str:
     )
 
 
+def context_dropped_note(urls: str) -> str:
+    return (
+        f"context not heard: {urls} serves Qwen3-ASR, whose /v1/audio/transcriptions drops the prompt (glossary "
+        "terms and context); openai_api=auto or chat sends it as the system message"
+    )
+
+
 __all__ = [
     "APIS",
     "ChatReply",
@@ -151,6 +158,7 @@ __all__ = [
     "budget",
     "chat_request",
     "choose_api",
+    "context_dropped_note",
     "cut_loop",
     "find_text_loop",
     "parse_chat",

@@ -1,14 +1,14 @@
 """``qwen3``: Qwen3-ASR in this process, batched over our clips, for both checkpoint layouts.
 
-The model comes from a Hugging Face id (default ``Qwen/Qwen3-ASR-1.7B``), a ModelScope id (``hub="modelscope"``)
-or a local folder. Its layout picks the library (:mod:`callscribe.engines.qwen3_load`): the original checkpoints
-run through qwen-asr, the transformers-native ``-hf`` ones (``Qwen/Qwen3-ASR-1.7B-hf``) through transformers >= 5.13;
+The model comes from a Hugging Face id (default ``Qwen/Qwen3-ASR-1.7B``), a ModelScope id (``hub="modelscope"``) or
+a local folder. Its layout picks the library (:mod:`callscribe.engines.qwen3_load`): the original checkpoints run
+through qwen-asr, the transformers-native ``-hf`` ones (``Qwen/Qwen3-ASR-1.7B-hf``) through transformers >= 5.13;
 the library-specific parts sit behind :class:`callscribe.engines.qwen3_backend.Backend`. Clips are bucketed by
-length and generated in batches of ``batch_size`` (0 / None: chosen for the device) with an output budget sized
-from the audio length; a cut-off or looping output is retried (split at the quietest point, then a repetition
-penalty on the generated tokens only, never on the prompt's hotwords) and flagged. Hotwords become the model's
-context (system prompt). ``timestamps="word"`` adds word / character times from Qwen3-ForcedAligner (the aligner
-of the same layout by default).
+length and generated in batches of ``batch_size`` (0 / None: chosen for the device) with an output budget sized from
+the audio length; a cut-off or looping output is retried (split at the quietest point, then a repetition penalty on
+the generated tokens only, never on the prompt's hotwords) and flagged; a row whose logits turned NaN in a batch is
+decoded again alone (``nan-batch``). Hotwords become the model's context (system prompt). ``timestamps="word"`` adds
+word / character times from Qwen3-ForcedAligner (the aligner of the same layout by default).
 
 ``EngineOptions.extra`` keys: ``context`` (free text put before the hotwords), ``aligner`` (aligner id or folder),
 ``tokens_per_second`` / ``token_margin`` / ``max_new_tokens`` (the output budget), ``force_length`` (generate exactly
@@ -61,8 +61,7 @@ MIN_INPUT_S = 0.5
 # Clips at least this long are split in two when their output runs away; shorter ones get a repetition penalty.
 MIN_SPLIT_S = 2.0
 REPETITION_PENALTY = 1.2
-# batch_size 0 / None: qwen3_batch.auto_batch_size sizes batches of clips this long (it answers 4 off CUDA);
-# these are the fallbacks where that module is missing.
+# batch_size 0 / None: qwen3_batch.auto_batch_size sizes batches of clips this long (fallbacks where it fails).
 AUTO_BATCH_CLIP_S = 30.0
 AUTO_BATCH_CUDA = 8
 AUTO_BATCH_CPU = 4
@@ -89,6 +88,7 @@ class _Decoded:
     truncated: bool
     looped: bool
     confidence: float | None
+    nan_batch: bool = False  # its logits turned NaN in a batch: decoded again alone
 
     @property
     def bad(self) -> bool:
@@ -207,6 +207,8 @@ class Qwen3Engine:
                 w.flag("truncated")
             if d.looped:
                 w.flag("repetition")
+            if d.nan_batch:
+                w.flag("nan-batch")
         if extra.get("recover", True):
             self._recover(work, prompt, forced, extra, batch)
         if options.timestamps == "word":
@@ -336,6 +338,10 @@ class Qwen3Engine:
             torch.cuda.synchronize()
         finished = time.perf_counter()
         results = [self._decode(row, r, budget, forced, recorder) for r, row in enumerate(new)]
+        for r in recorder.nan_rows() if len(audios) > 1 else []:
+            log.warning("qwen3: NaN logits in row %d of a batch of %d; decoding it alone", r, len(audios))
+            (results[r],) = self._generate_batch([audios[r]], prompt, forced, extra, penalty)
+            results[r].nan_batch = True
         self.stats.batches += 1
         self.stats.items += len(audios)
         self.stats.audio_s += sum(len(a) for a in audios) / SAMPLE_RATE

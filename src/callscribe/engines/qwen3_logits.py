@@ -1,7 +1,8 @@
 """Logits processors for the qwen3 engine's ``generate()`` calls (both checkpoint layouts).
 
 * :func:`confidence_recorder` keeps the best token's log-probability at every step (greedy decoding), so each
-  clip gets a confidence without asking ``generate()`` for its scores.
+  clip gets a confidence without asking ``generate()`` for its scores, and notes the rows whose scores held a NaN
+  (reported on GPUs for short clips in mixed-length batches, whose output then decodes as ``!!!!``).
 * :func:`generated_only_penalty` is a repetition penalty that looks only at the tokens generated so far. The
   stock ``repetition_penalty=`` of ``generate()`` also penalises every token of the prompt, and the prompt holds
   the hotword context: a retry with the penalty would then steer the model away from exactly the terms the
@@ -14,7 +15,7 @@ from typing import Any
 
 
 def confidence_recorder() -> Any:
-    """A fresh recorder for one ``generate()`` call (``.confidence(row, length)`` after it)."""
+    """A fresh recorder for one ``generate()`` call (``.confidence(row, length)`` and ``.nan_rows()`` after it)."""
     import torch
     from transformers import LogitsProcessor
 
@@ -22,10 +23,17 @@ def confidence_recorder() -> Any:
         def __init__(self) -> None:
             self.steps: list[torch.Tensor] = []
             self._table: torch.Tensor | None = None
+            self._nan: torch.Tensor | None = None
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
             self.steps.append(torch.log_softmax(scores.float(), dim=-1).max(dim=-1).values)
+            nan = torch.isnan(scores).any(dim=-1)
+            self._nan = nan if self._nan is None else self._nan | nan
             return scores
+
+        def nan_rows(self) -> list[int]:
+            """Rows whose scores held a NaN at some step: their output means nothing."""
+            return [] if self._nan is None else [int(i) for i in torch.nonzero(self._nan).flatten().tolist()]
 
         def confidence(self, row: int, length: int) -> float | None:
             if not self.steps or length == 0:
