@@ -6,6 +6,7 @@ customer's phone number. With ``CALLSCRIBE_UI_SCREENSHOTS=docs/img`` the pages a
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ui_desk_fixtures import (
     running_desk,
     screenshot,
     sign_in,
+    smallest_chart_text,
     wait_for,
 )
 
@@ -182,6 +184,7 @@ def test_a_correction_survives_a_reload_and_is_audited(browser, desk: Desk) -> N
     with Store(desk.db) as store:
         (c,) = [c for c in store.corrections(call) if c.utterance == 1]
         assert (c.before, c.after, c.author, c.field) == (before, after, "desk-pii", "text")
+        assert abs((datetime.now(timezone.utc) - c.created_at.replace(tzinfo=timezone.utc)).total_seconds()) < 600
         assert f"{wrong} => {right}" in store.terms()
 
 
@@ -254,4 +257,5 @@ def test_agents_page_shows_the_chart_and_table(browser, desk: Desk) -> None:
     assert len(bars) >= 3  # bars and legend swatches
     rows = browser.find_elements(by.CSS_SELECTOR, "table#agents tr")
     assert len(rows) == 1 + len({(c.meta.agent_id, c.meta.call_time.strftime("%Y-%m")) for c in desk.calls.values()})
+    assert smallest_chart_text(browser, ".chart-box svg") >= 10  # the chart is not scaled down past legibility
     screenshot(browser, "ui-agents")

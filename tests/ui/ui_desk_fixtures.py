@@ -10,11 +10,13 @@ bundled Whisper with word timestamps (real words with times, for the word highli
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,7 @@ from callscribe.store import CallMeta, Store  # noqa: E402
 __all__ = [
     "API_KEY",
     "ENGINES",
+    "GAP_CALL",
     "Desk",
     "chrome",
     "desk_calls",
@@ -45,6 +48,7 @@ __all__ = [
     "running_desk",
     "screenshot",
     "sign_in",
+    "smallest_chart_text",
 ]
 
 CHROMIUM = Path(os.environ.get("CALLSCRIBE_CHROMIUM", "/usr/bin/chromium"))
@@ -54,6 +58,7 @@ PHONE_SPOKEN = "一三八，零零一二，三四五六"  # what the billing exa
 PHONE_FORMS = ("一三八", "零零一二", "三四五六", "13800123456", "138 0012", "0012 3456")
 OPEN_BILLING = "zh_billing_open"  # the unredacted billing call
 WHISPER_CALL = "zh_whisper"  # heard by Whisper, with word times
+GAP_CALL = "zh_gap"  # one customer turn never heard: speech without text, flagged uncovered
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +82,27 @@ def desk_calls(evalset: str, examples: str) -> tuple[StoreCall, ...]:
     options = {"engine": "whisper", "language": "zh", "channel_roles": ("agent", "customer"), "timestamps": "word"}
     w = callscribe.Pipeline(options).transcribe(first.transcript.call.path)
     meta = CallMeta("W9", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc), "sales")
-    return (*calls, open_billing, StoreCall(WHISPER_CALL, w, run_qa(w, CARD), first.turns, meta))
+    whisper = StoreCall(WHISPER_CALL, w, run_qa(w, CARD), first.turns, meta)
+    # the first call again (a second of silence added: another recording), its longest turn never heard: coverage
+    # flags that speech as uncovered
+    longest = max(first.turns, key=lambda x: x.end - x.start)
+    heard = tuple(x for x in first.turns if x is not longest)
+    options = {"language": "zh", "channel_roles": ("agent", "customer")}
+    g = callscribe.Pipeline(options, engine=ReferenceEngine(heard)).transcribe(_padded(first.transcript.call.path))
+    meta = CallMeta("G7", datetime(2026, 3, 10, 9, 30, tzinfo=timezone.utc), "retention")
+    return (*calls, open_billing, whisper, StoreCall(GAP_CALL, g, run_qa(g, CARD), heard, meta))
+
+
+def _padded(path: str | Path) -> Path:
+    """A copy of a recording with a second of silence at its end (its own sha256, the same speech)."""
+    import numpy as np
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    out = Path(tempfile.mkdtemp(prefix="callscribe-desk-")) / f"gap_{Path(path).stem}.wav"
+    atexit.register(shutil.rmtree, out.parent, True)
+    sf.write(str(out), np.concatenate([data, np.zeros((rate, data.shape[1]), np.int16)]), rate, subtype="PCM_16")
+    return out
 
 
 @dataclass
@@ -98,15 +123,15 @@ class Desk:
 
 
 @contextmanager
-def running_desk(tmp: Path, evalset: Path, examples: Path, kind: str = "sqlite") -> Iterator[Desk]:
-    """A server with a store (``kind``: sqlite, or postgresql when one can be had) of the desk calls (recordings
-    kept), an admin key and two store keys."""
+def running_desk(tmp: Path, evalset: Path, examples: Path, kind: str = "sqlite", *args: str) -> Iterator[Desk]:
+    """A server (``args``: more ``callscribe serve`` options) with a store (``kind``: sqlite, or postgresql when one
+    can be had) of the desk calls (recordings kept), an admin key and two store keys."""
     calls = desk_calls(str(evalset), str(examples))
     with fresh_url(kind, tmp) as db:
-        yield from _serve(tmp, db, calls)
+        yield from _serve(tmp, db, calls, args)
 
 
-def _serve(tmp: Path, db: str, calls: tuple[StoreCall, ...]) -> Iterator[Desk]:
+def _serve(tmp: Path, db: str, calls: tuple[StoreCall, ...], args: tuple[str, ...] = ()) -> Iterator[Desk]:
     audio = tmp / "data" / "audio"
     audio.mkdir(parents=True)
     ids: dict[str, int] = {}
@@ -117,7 +142,7 @@ def _serve(tmp: Path, db: str, calls: tuple[StoreCall, ...]) -> Iterator[Desk]:
             shutil.copyfile(src, audio / f"{c.transcript.call.sha256}{src.suffix.lower()}")
     review_key = create_key(db, "desk-review", "review")
     pii_key = create_key(db, "desk-pii", "review,pii")
-    server = start_server(tmp, "--db", db)
+    server = start_server(tmp, "--db", db, *args)
     try:
         yield Desk(server, db, ids, {c.name: c for c in calls}, review_key, pii_key)
     finally:
@@ -184,6 +209,21 @@ def screenshot(driver: object, name: str) -> Path | None:
     path = out / f"{name}.png"
     driver.save_screenshot(str(path))  # type: ignore[attr-defined]
     return path
+
+
+def smallest_chart_text(driver: object, svg_css: str) -> float:
+    """The smallest text of the charts matching ``svg_css``, in CSS pixels as drawn (an SVG scaled down to fit its
+    box scales its labels down with it)."""
+    return float(
+        driver.execute_script(  # type: ignore[attr-defined]
+            "let least = Infinity; for (const svg of document.querySelectorAll(arguments[0])) {"
+            "  const box = svg.viewBox.baseVal; const scale = svg.getBoundingClientRect().width / box.width;"
+            "  for (const t of svg.querySelectorAll('text')) {"
+            "    least = Math.min(least, parseFloat(getComputedStyle(t).fontSize) * scale); } }"
+            "return least;",
+            svg_css,
+        )
+    )
 
 
 def network_bodies(driver: object) -> list[tuple[str, str, bool]]:

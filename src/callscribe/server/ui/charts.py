@@ -19,10 +19,11 @@ def clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def sentiment_svg(points: Sequence[dict[str, Any]], duration: float, labels: dict[str, str], *, width: int = 560,
-                  height: int = 150) -> str:  # fmt: skip
+def sentiment_svg(points: Sequence[dict[str, Any]], duration: float, labels: dict[str, str], *, width: int = 400,
+                  height: int = 140) -> str:  # fmt: skip
     """Sentiment (-1..1) of each utterance over the call: a line per party, a dot per utterance (``data-seek``: the
-    call page's script jumps there on click)."""
+    call page's script jumps there on click). Drawn at about the QA column's width, so its labels are not scaled
+    down below legibility."""
     left, right, top, bottom = 34, 8, 18, 22
     w, h = width - left - right, height - top - bottom
     span = max(duration, 1e-6)
@@ -36,9 +37,9 @@ def sentiment_svg(points: Sequence[dict[str, Any]], duration: float, labels: dic
     body = []
     for v, name in ((1, "+1"), (0, "0"), (-1, "-1")):
         body.append(f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>')
-        body.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">{name}</text>')
+        body.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{name}</text>')
     for frac in (0.0, 0.5, 1.0):
-        body.append(f'<text x="{x(span * frac):.1f}" y="{height - 6}" text-anchor="middle" font-size="10">'
+        body.append(f'<text x="{x(span * frac):.1f}" y="{height - 6}" text-anchor="middle" font-size="11">'
                     f"{clock(span * frac)}</text>")  # fmt: skip
     parties = sorted({p["party"] for p in points}, key=lambda p: (p != "customer", p))
     for party in parties:
@@ -60,7 +61,7 @@ def sentiment_svg(points: Sequence[dict[str, Any]], duration: float, labels: dic
         name = labels.get(party, party)
         legend_x -= 20 + 12 * len(name)
         body.append(f'<rect x="{legend_x}" y="{top - 8}" width="10" height="10" fill="{colour}"/>')
-        body.append(f'<text x="{legend_x + 14}" y="{top + 1}" font-size="11">{_e(name)}</text>')
+        body.append(f'<text x="{legend_x + 14}" y="{top + 1}" font-size="12">{_e(name)}</text>')
     if not points:
         body.append(f'<text x="{left + w / 2:.1f}" y="{top + h / 2:.1f}" text-anchor="middle" font-size="12" '
                     f'fill="#6b7280">{_e(labels.get("none", "-"))}</text>')  # fmt: skip

@@ -77,7 +77,7 @@
     const height = n > 1 ? 56 : 90;
     const opts = {
       container: "#wave", media, url: channels ? undefined : data.audio, height, normalize: true, interact: true, dragToSeek: true, cursorColor: "#111827",
-      barWidth: 0, peaks: channels, duration: duration || undefined, plugins: [regions, WaveSurfer.Timeline.create({ height: 14 })],
+      barWidth: 0, peaks: channels, duration: duration || undefined, plugins: [regions, WaveSurfer.Timeline.create({ height: 18, style: { fontSize: "11px", color: "#4b5563" } })],
     };
     if (n > 1) {
       opts.splitChannels = channels.map((_, c) => ({ waveColor: laneColours(c)[0], progressColor: laneColours(c)[1], height }));
