@@ -77,10 +77,16 @@ def wait_ready(server: RunningServer, timeout: float = READY_TIMEOUT_S) -> None:
 
 
 def start_server(
-    tmp: Path, *args: str, key: str | None = API_KEY, wait: bool = True, name: str = "server"
+    tmp: Path,
+    *args: str,
+    key: str | None = API_KEY,
+    wait: bool = True,
+    name: str = "server",
+    env: dict[str, str] | None = None,
 ) -> RunningServer:
     """``callscribe serve`` with the bundled engine in a subprocess (data in ``tmp/data``, log in
-    ``tmp/<name>.log``); stop it with :func:`stop_server`."""
+    ``tmp/<name>.log``; ``env``: ``CALLSCRIBE_*`` variables it gets, none of this process's); stop it with
+    :func:`stop_server`."""
     port = free_port()
     data = tmp / "data"
     log_path = tmp / f"{name}.log"
@@ -88,9 +94,9 @@ def start_server(
     cmd += ["--data-dir", str(data), "--engine", "whisper", *args]
     if key:
         cmd += ["--api-key", key]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCRIBE_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCRIBE_")} | (env or {})
     log_file = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=environ)
     log_file.close()
     server = RunningServer(f"http://127.0.0.1:{port}", key, data, log_path, proc)
     if wait:

@@ -101,6 +101,9 @@ def test_settings_from_environment_and_overrides(monkeypatch, tmp_path):
         (["--hotwords", "/nonexistent/terms.txt"], "hotwords file not found"),
         (["--language", "klingon"], "--language klingon: unknown language code"),
         (["--zh-script", "cyrillic"], "--zh-script must be one of"),
+        (["--roles-config", "/nonexistent/roles.yaml"], "roles config not found"),
+        (["--channels", "both"], "--channels: channels must be auto, split or mix"),
+        (["--max-clip", "45"], "--max-clip: "),
     ],
 )
 def test_serve_refuses_bad_flags_in_one_line(tmp_path, args, says):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import array
+import dataclasses
+import io
 import json
+import os
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +35,9 @@ pytestmark = [pytest.mark.evalset, pytest.mark.slow]
 
 ADMIN = "admin-key-for-calls"
 SECRET = "webhook-secret"
+DUP_ITEM = "audio/zh_aishell2_IT0011W0001.wav"  # 2 s
+STEREO_ITEM = "audio/en_fasterwhisper_stereo_2spk_channels.wav"  # 5 s, a speaker on each channel
+PII_ITEM = "audio/zh_wenetspeech_TEST_NET_Y0000000000_-KTKHdZ2fb8_S00000.wav"  # 1.8 s, 16 kHz mono
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +120,9 @@ def test_audio_with_ranges_then_delete(setup, evalset):
     assert part.headers["content-range"] == f"bytes 100-1099/{len(original)}"
     tail = httpx.get(url, headers={**_auth(keys["pii"]), "Range": "bytes=-16"})
     assert tail.status_code == 206 and tail.content == original[-16:]
-    assert httpx.get(url, headers=_auth(keys["review"])).status_code == 403  # recordings need the pii scope
+    beyond = httpx.get(url, headers={**_auth(keys["pii"]), "Range": f"bytes={len(original)}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(original)}"
+    assert httpx.get(url, headers=_auth(keys["ingest"])).status_code == 403  # ingest keys hear no recordings
 
     assert httpx.delete(f"{server.api}/calls/{job['call_id']}", headers=_auth(keys["review"])).status_code == 403
     gone = httpx.delete(f"{server.api}/calls/{job['call_id']}", headers=_auth(ADMIN))
@@ -129,9 +139,31 @@ def test_scopes_and_revoked_keys(setup, evalset):
     assert httpx.get(f"{server.api}/calls", headers=_auth(keys["revoked"])).status_code == 200
     r = httpx.get(f"{server.api}/calls", headers=_auth("cs_not-a-key"))
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    listed = _keys_list(keys["db"])
+    scopes, prefix = listed["old-app"][:2]
+    assert scopes == "ingest,review" and prefix.endswith("…") and keys["revoked"].startswith(prefix[:-1])
+    assert len(listed["old-app"]) == 3  # scopes, prefix, created: not revoked
+    assert not any(keys[s] in line for s in ("ingest", "review", "pii", "revoked") for line in listed["raw"])
     subprocess.run([sys.executable, "-m", "callscribe", "keys", "revoke", "old-app", "--db", keys["db"]], check=True,
                    capture_output=True, timeout=120)  # fmt: skip
     assert httpx.get(f"{server.api}/calls", headers=_auth(keys["revoked"])).status_code == 401
+    assert len(_keys_list(keys["db"])["old-app"]) == 4  # now with when it was revoked
+    again = subprocess.run([sys.executable, "-m", "callscribe", "keys", "revoke", "old-app", "--db", keys["db"]],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 2 and "no active key named 'old-app'" in again.stderr
+
+
+def _keys_list(db: str) -> dict[str, list[str]]:
+    """``callscribe keys list``: each key's row (by name) split on blanks, and the raw lines under ``raw``."""
+    r = subprocess.run([sys.executable, "-m", "callscribe", "keys", "list", "--db", db], capture_output=True,
+                       text=True, timeout=120, env={"COLUMNS": "250", **os.environ})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    rows: dict[str, list[str]] = {"raw": lines}
+    for line in lines[1:]:
+        name, *rest = line.split()
+        rows[name] = rest
+    return rows
 
 
 def test_bad_calls_leave_nothing(setup, evalset, tmp_path):
@@ -181,3 +213,84 @@ def test_webhooks_per_server_per_key_and_per_job(setup, evalset):
 
 def _accepted(receiver: WebhookReceiver, job_id: str) -> list[dict]:
     return [e for e in receiver.events() if e["job"]["id"] == job_id]
+
+
+def test_a_duplicate_upload_answers_with_the_existing_job_or_call(setup, evalset):
+    server, keys, _ = setup
+    path = evalset / DUP_ITEM
+    first = _send(server, path, keys["ingest"])
+    again = _send(server, path, keys["ingest"])  # while the first is queued or running: the same job
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    done = wait_job(server, first.json()["id"], keys["ingest"])
+    if again.json()["id"] != first.json()["id"]:  # the first was stored already: a job done with its call
+        assert again.json()["state"] == "done" and again.json()["call_id"] == done["call_id"]
+    later = _send(server, path, keys["ingest"])  # once stored: a job that is done at once, with the stored call
+    assert later.status_code == 200 and later.json()["state"] == "done"
+    assert later.json()["call_id"] == done["call_id"] and later.json()["attempts"] == 0
+    found = httpx.get(f"{server.api}/calls", params={"limit": 500}, headers=_auth(keys["review"])).json()["data"]
+    assert [c["id"] for c in found if c["sha256"] == done["file"]["sha256"]] == [done["call_id"]]
+    other = _send(server, path, keys["ingest"], language="en")  # other options: another transcript, a new job
+    assert other.status_code == 202 and other.json()["id"] != first.json()["id"]
+    assert wait_job(server, other.json()["id"], keys["ingest"])["call_id"] != done["call_id"]
+
+
+def test_channel_roles_sent_with_a_call(setup, evalset):
+    server, keys, _ = setup
+    roles = {}
+    for spec in ("customer,agent", "agent,customer"):
+        job = wait_job(server, _send(server, evalset / STEREO_ITEM, keys["ingest"], channel_roles=spec).json()["id"],
+                       keys["ingest"])  # fmt: skip
+        call = httpx.get(f"{server.api}/calls/{job['call_id']}", headers=_auth(keys["review"])).json()
+        roles[spec] = {(u["channel"], u["role"]) for u in call["transcript"]["utterances"]}
+    assert roles["customer,agent"] == {(0, "customer"), (1, "agent")}
+    assert roles["agent,customer"] == {(0, "agent"), (1, "customer")}
+    bad = _send(server, evalset / STEREO_ITEM, keys["ingest"], channel_roles="agent,../x")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "channel_roles"
+
+
+def _samples(data: bytes) -> list[int]:
+    with wave.open(io.BytesIO(data)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return list(array.array("h", w.readframes(w.getnframes())))
+
+
+def test_a_review_key_hears_the_recording_with_a_tone_over_pii(setup, evalset):
+    """A stored call whose transcript holds a phone number (evalset-dev speech has none: the stored text is
+    changed through the store, as a correction would): the pii key gets the upload, a review key a WAV with a
+    tone over that utterance and the rest untouched."""
+    from callscribe.model import Transcript
+    from callscribe.store import Store
+
+    server, keys, _ = setup
+    original = (evalset / PII_ITEM).read_bytes()
+    job = wait_job(server, _send(server, evalset / PII_ITEM, keys["ingest"]).json()["id"], keys["ingest"])
+    url = f"{server.api}/calls/{job['call_id']}/audio"
+    assert httpx.get(url, headers=_auth(keys["ingest"])).status_code == 403
+    plain = httpx.get(url, headers=_auth(keys["review"]))  # nothing to mask yet: a WAV of the same samples
+    assert plain.status_code == 200 and plain.headers["x-callscribe-audio"] == "redacted"
+    assert _samples(plain.content) == _samples(original)
+
+    store = Store(keys["db"])
+    try:
+        record = store.call(job["call_id"])
+        t = Transcript.from_dict({**record.transcript, "call": {**record.transcript["call"], "path": ""}})
+        first = t.utterances[0]
+        said = dataclasses.replace(first, text=first.text + "我的电话是13800138000", words=())
+        assert store.add(dataclasses.replace(t, utterances=(said, *t.utterances[1:]))) == job["call_id"]
+    finally:
+        store.close()
+    pii = httpx.get(url, headers=_auth(keys["pii"]))
+    assert pii.status_code == 200 and pii.content == original and pii.headers["x-callscribe-audio"] == "original"
+    masked = httpx.get(url, headers=_auth(keys["review"]))
+    assert masked.status_code == 200 and masked.headers["content-type"] == "audio/x-wav"
+    heard, toned = _samples(original), _samples(masked.content)
+    assert len(toned) == len(heard)
+    start, end = round(max(0.0, first.start - 0.1) * 16000), round((first.end + 0.1) * 16000)
+    inside = sum(a != b for a, b in zip(heard[start:end], toned[start:end], strict=True))
+    assert inside > 0.9 * (end - start) and heard[:start] == toned[:start] and heard[end:] == toned[end:]
+    part = httpx.get(url, headers={**_auth(keys["review"]), "Range": "bytes=0-43"})
+    assert part.status_code == 206 and part.content == masked.content[:44]
+    bad = httpx.get(url, headers={**_auth(keys["review"]), "Range": f"bytes={len(masked.content) + 10}-"})
+    assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{len(masked.content)}"
+    assert httpx.delete(f"{server.api}/calls/{job['call_id']}", headers=_auth(ADMIN)).status_code == 204
+    assert not list((server.data_dir / "audio-redacted").glob(f"{job['file']['sha256']}-*"))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,9 +40,24 @@ def client(server: RunningServer) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def expected(evalset: Path) -> dict[str, str]:
-    """The Pipeline's text of each item, in this process, with the engine the server runs."""
-    return {item: pipeline_text(evalset / item) for item in (ZH_ITEM, EN_ITEM)}
+def expected(tmp_path_factory: pytest.TempPathFactory, evalset: Path) -> dict[str, str]:
+    """What ``callscribe transcribe`` (the batch CLI, in a subprocess, the engine the server runs) writes of each
+    item: the text of its JSON transcript."""
+    from callscribe.model import Transcript
+
+    out = tmp_path_factory.mktemp("cli-out")
+    items = (ZH_ITEM, EN_ITEM)
+    cmd = [sys.executable, "-m", "callscribe", "transcribe", *(str(evalset / i) for i in items), "-o", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCRIBE_")}
+    r = subprocess.run([*cmd, "--engine", "whisper", "-f", "json"], capture_output=True, text=True, timeout=600,
+                       env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    texts = {}
+    for item in items:
+        t = Transcript.from_dict(json.loads((out / f"{Path(item).stem}.json").read_text(encoding="utf-8")))
+        texts[item] = t.text
+    assert texts == {item: pipeline_text(evalset / item) for item in items}  # the CLI is the Pipeline
+    return texts
 
 
 def _create(client: openai.OpenAI, path: Path, **kw: object) -> object:

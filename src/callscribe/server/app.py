@@ -45,6 +45,7 @@ class Service:
         self.metrics.watch(self.worker)
         self.uploads = UploadStore(settings.data_dir / "uploads")
         self.audio = UploadStore(settings.data_dir / "audio", keep=True)
+        self.redacted_dir = settings.data_dir / "audio-redacted"  # toned copies for keys without pii
         self.access = Access.from_key(settings.api_key_value())
         self.created = int(time.time())
         self.store: Store | None = None
@@ -57,7 +58,12 @@ class Service:
             self.access.resolvers.append(StoreKeys(self.store))
             self.webhooks = Webhooks.from_settings(settings)  # server, per-key and per-job URLs; a durable outbox
             self.runner = JobRunner(
-                self.store, self.worker, self.options, concurrency=settings.job_concurrency, webhooks=self.webhooks
+                self.store,
+                self.worker,
+                self.options,
+                concurrency=settings.job_concurrency,
+                webhooks=self.webhooks,
+                redacted_dir=self.redacted_dir if self.options.redact_audio else None,
             )
 
     def model_card(self) -> dict[str, Any]:

@@ -52,6 +52,33 @@ def serve_command(
         str | None, typer.Option("--zh-script", help="Mandarin text in simplified, traditional or keep.")
     ] = None,
     max_duration: Annotated[float | None, typer.Option(help="Refuse audio longer than this (seconds).")] = None,
+    glossary_db: Annotated[
+        str | None, typer.Option("--glossary-db", help="Also use the glossary kept in this call store (URL).")
+    ] = None,
+    max_clip: Annotated[float | None, typer.Option("--max-clip", help="Longest clip sent to the engine (s).")] = None,
+    beam_size: Annotated[int | None, typer.Option(help="Beam size (whisper).")] = None,
+    timestamps: Annotated[
+        str | None, typer.Option(help="segment or word (a request's timestamp_granularities[]=word adds words).")
+    ] = None,
+    aligner: Annotated[str | None, typer.Option(help="Forced aligner for word times with qwen3.")] = None,
+    hub: Annotated[str | None, typer.Option(help="huggingface or modelscope (qwen3).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight (openai engine).")] = None,
+    channels: Annotated[str | None, typer.Option(help="auto, split or mix.")] = None,
+    channel_roles: Annotated[
+        str | None, typer.Option("--channel-roles", help="Roles by channel, e.g. agent,customer (a call's own win).")
+    ] = None,
+    speakers: Annotated[int | None, typer.Option(help="Number of speakers (mono calls).")] = None,
+    min_speakers: Annotated[int | None, typer.Option(help="Fewest speakers (mono calls).")] = None,
+    max_speakers: Annotated[int | None, typer.Option(help="Most speakers (mono calls).")] = None,
+    roles_config: Annotated[str | None, typer.Option(help="YAML file overriding role patterns.")] = None,
+    redact_audio: Annotated[
+        bool | None,
+        typer.Option("--redact-audio/--no-redact-audio", help="Stored calls: redact PII and tone it out of the audio."),
+    ] = None,
+    denoise: Annotated[bool | None, typer.Option("--denoise/--no-denoise", help="Spectral-gate denoising.")] = None,
+    normalize: Annotated[
+        bool | None, typer.Option("--normalize/--no-normalize", help="Loudness normalisation of clips.")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
     db: Annotated[
         str | None, typer.Option("--db", help="Call store for /v1/calls and API keys (default: $CALLSCRIBE_DB).")
@@ -101,13 +128,21 @@ def serve_command(
         "scorecard": scorecard, "zh_script": zh_script, "max_duration": max_duration, "log_level": log_level,
         "db": db, "job_concurrency": job_concurrency, "webhook_url": webhook_url, "webhook_secret": webhook_secret,
         "webhook_allow": webhook_allow or None, "webhook_attempts": webhook_attempts,
-        "webhook_backoff": webhook_backoff,
+        "webhook_backoff": webhook_backoff, "glossary_db": glossary_db, "max_clip": max_clip,
+        "beam_size": beam_size, "timestamps": timestamps, "aligner": aligner, "hub": hub, "concurrency": concurrency,
+        "channels": channels, "channel_roles": channel_roles, "speakers": speakers, "min_speakers": min_speakers,
+        "max_speakers": max_speakers, "roles_config": roles_config, "redact_audio": redact_audio,
+        "denoise": denoise, "normalize": normalize,
     }  # fmt: skip
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
         validate_script(settings.zh_script)
         options = settings.options()
         validate_options(options)
+        if options.roles_config:  # a bad file would fail every call: say so before the model loads
+            from callscribe.speakers.roles import load_patterns
+
+            load_patterns(options.roles_config)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except ValidationError as exc:
         raise fail(_one_line(exc)) from None

@@ -36,6 +36,7 @@ log = logging.getLogger("callscribe.server")
 
 KIND = "transcribe"
 POLL_S = 2.0
+MAX_SCAN = 10_000  # queued or running jobs looked through for a duplicate upload
 _WAKE = object()
 _STOP = object()
 
@@ -45,6 +46,7 @@ def job_options(payload: dict[str, Any]) -> RequestOptions:
         language=payload.get("language") or None,
         hotwords=tuple(payload.get("hotwords") or ()),
         corrections=tuple(tuple(pair) for pair in payload.get("corrections") or ()),  # type: ignore[misc]
+        channel_roles=tuple(payload.get("channel_roles") or ()),
     )
 
 
@@ -75,8 +77,10 @@ class JobRunner:
         *,
         concurrency: int = 8,
         webhooks: Webhooks | None = None,
+        redacted_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.redacted_dir = redacted_dir  # --redact-audio: make each call's toned copy as it is stored
         self.worker = worker
         self.options = options
         self.concurrency = concurrency
@@ -128,6 +132,25 @@ class JobRunner:
             except Exception as exc:
                 log.error("call job %s left running: %s", job_id, one_line(exc))
         self._inflight.clear()
+
+    def duplicate_of(self, payload: dict[str, Any]) -> tuple[Job | None, int | None]:
+        """What the same recording with the same result-affecting options already is: ``(None, call_id)`` when it is
+        stored, ``(job, None)`` when a job for it is queued or running, else ``(None, None)``."""
+        key = job_options(payload).apply(self.options).result_key()
+        stored = self.store.find(payload["sha256"], key)
+        if stored is not None:
+            return None, stored
+        for state in ("queued", "running"):
+            for job in self.store.jobs(state=state, kind=KIND, limit=MAX_SCAN):
+                same = job.payload.get("sha256") == payload["sha256"]
+                if same and job_options(job.payload).apply(self.options).result_key() == key:
+                    return job, None
+        return None, None
+
+    def finish_stored(self, job: Job, call_id: int) -> Job:
+        """End a just-added job whose call is already stored (a duplicate upload): done, announced, not heard."""
+        self._close(job, "done", call_id=call_id)
+        return self.store.job(job.id) or job
 
     # -- the thread ---------------------------------------------------------------------------------------------
     def _main(self) -> None:
@@ -208,7 +231,21 @@ class JobRunner:
                 log.warning("quality checks of job %s failed: %s", job.id, one_line(exc))
         when = parse_time(p["call_time"]) if p.get("call_time") else None
         meta = CallMeta(agent_id=p.get("agent_id"), call_time=when, queue=p.get("queue"))
-        return self.store.add(t, qa, meta=meta)
+        call_id = self.store.add(t, qa, meta=meta)
+        if self.redacted_dir is not None:
+            self._redact_audio(call_id, p)
+        return call_id
+
+    def _redact_audio(self, call_id: int, p: dict[str, Any]) -> None:
+        from callscribe.server import call_audio
+
+        record = self.store.call(call_id)
+        try:
+            if record is not None and self.redacted_dir is not None:
+                spans = call_audio.mask_spans(record.transcript)
+                call_audio.redacted_file(self.redacted_dir, p["sha256"], call_id, Path(p["path"]), spans)
+        except Exception as exc:  # best effort: made on the first request instead
+            log.warning("redacted audio of call %d not made: %s", call_id, one_line(exc))
 
     def _close(self, job: Job, state: str, *, call_id: int | None = None, error: str | None = None) -> None:
         if self.webhooks is not None:  # recorded before the job is marked: a death in between still announces it

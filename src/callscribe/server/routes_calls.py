@@ -2,13 +2,14 @@
 ``GET /v1/calls/{id}``, ``GET /v1/calls/{id}/audio`` (HTTP range requests), ``DELETE /v1/calls/{id}``.
 
 Scopes: ``ingest`` sends calls and follows their jobs, ``review`` reads transcripts and searches, ``pii`` fetches the
-recordings (unredacted speech), ``admin`` deletes.
+recordings (unredacted speech; ``review`` gets them with a tone over the PII), ``admin`` deletes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import mimetypes
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 router = APIRouter()
 MAX_LIST = 500
 META_FIELDS = ("agent_id", "queue")
+MAX_CHANNELS = 8
+ROLE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _CALL_FIELDS = {
     "file": {"type": "string", "format": "binary"},
     "language": {"type": "string"},
@@ -38,6 +41,7 @@ _CALL_FIELDS = {
     "agent_id": {"type": "string"},
     "queue": {"type": "string"},
     "call_time": {"type": "string", "format": "date-time"},
+    "channel_roles": {"type": "string", "description": "roles by channel of a stereo call, e.g. agent,customer"},
     "webhook_url": {"type": "string", "format": "uri", "description": "POST here when the job ends (--webhook-allow)"},
 }
 _CALL_SCHEMA = {
@@ -71,6 +75,16 @@ def _call_time(value: str | None) -> str | None:
     except ValueError:
         raise ApiError(400, f"call_time {value!r}: expected an ISO 8601 date or date-time", code="invalid_value",
                        param="call_time") from None  # fmt: skip
+
+
+def _channel_roles(value: str | None) -> list[str]:
+    if not value or not value.strip():
+        return []
+    roles = [r.strip().lower() for r in value.split(",")]
+    if len(roles) > MAX_CHANNELS or not all(ROLE.fullmatch(r) for r in roles):
+        raise ApiError(400, f"channel_roles {value!r}: expected up to {MAX_CHANNELS} comma-separated roles, e.g. "
+                       "agent,customer", code="invalid_value", param="channel_roles")  # fmt: skip
+    return roles
 
 
 def _webhook_url(value: str | None, allowed: list[str]) -> str | None:
@@ -114,17 +128,25 @@ async def add_call(request: Request, principal: Principal = Depends(require("ing
             "hotwords": list(params.options.hotwords),
             "corrections": [list(pair) for pair in params.options.corrections],
             "call_time": _call_time(form.get("call_time")),
+            "channel_roles": _channel_roles(form.get("channel_roles")),
             "by": principal.name,
             "webhook_url": webhook_url,
             **{key: (form.get(key) or "").strip() or None for key in META_FIELDS},
         }
+        runner = service.runner
+        pending, stored = (None, None) if runner is None else await run_in_threadpool(runner.duplicate_of, payload)
+        if pending is not None:  # the same recording is already queued or running: that job answers
+            return JSONResponse(job_view(pending), status_code=200, headers={"Location": f"/v1/jobs/{pending.id}"})
         job = await run_in_threadpool(store.add_job, payload)
     except BaseException:
         if upload is not None:
             service.audio.discard(upload)
         raise
-    if service.runner is not None:
-        service.runner.wake()
+    if runner is not None and stored is not None:  # already stored: a job that is done at once, with that call
+        job = await run_in_threadpool(runner.finish_stored, job, stored)
+        return JSONResponse(job_view(job), status_code=200, headers={"Location": f"/v1/jobs/{job.id}"})
+    if runner is not None:
+        runner.wake()
     return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
@@ -217,7 +239,10 @@ def _masked(transcript: dict[str, Any], qa: dict[str, Any] | None) -> tuple[dict
 
 
 @router.get("/v1/calls/{call_id}/audio", summary="A call's recording (supports Range)", response_model=None)
-async def get_audio(call_id: int, request: Request, _: Principal = Depends(require("pii"))) -> Response:  # noqa: B008
+async def get_audio(call_id: int, request: Request, principal: Principal = Depends(require())) -> Response:  # noqa: B008
+    """The recording for a key with the ``pii`` scope; for a ``review`` key a WAV copy with a tone over the PII."""
+    if not (principal.allows("pii") or principal.allows("review")):
+        raise ApiError(403, "this API key lacks the 'review' scope", "permission_error", "insufficient_scope")
     service = _service(request)
     record = await run_in_threadpool(_store(service).call, call_id)
     if record is None:
@@ -225,8 +250,17 @@ async def get_audio(call_id: int, request: Request, _: Principal = Depends(requi
     path = service.audio.find(record.summary.sha256)
     if path is None:
         raise ApiError(404, f"call {call_id}: its recording is not kept on this server", code="audio_not_found")
+    shown, name = "original", f"{record.summary.name}{path.suffix}"
+    if not principal.allows("pii"):
+        from callscribe.server import call_audio
+
+        spans = await run_in_threadpool(call_audio.mask_spans, record.transcript)
+        path = await run_in_threadpool(
+            call_audio.redacted_file, service.redacted_dir, record.summary.sha256, call_id, path, spans
+        )
+        shown, name = "redacted", f"{record.summary.name}.redacted.wav"
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, filename=f"{record.summary.name}{path.suffix}")
+    return FileResponse(path, media_type=media, filename=name, headers={"X-Callscribe-Audio": shown})
 
 
 @router.delete("/v1/calls/{call_id}", status_code=204, summary="Delete a call and its recording")
@@ -239,4 +273,7 @@ async def delete_call(call_id: int, request: Request, _: Principal = Depends(req
     path = service.audio.find(record.summary.sha256)
     if path is not None:
         path.unlink(missing_ok=True)  # the recording goes with the call (other calls of it lose their audio too)
+    from callscribe.server import call_audio
+
+    call_audio.drop(service.redacted_dir, record.summary.sha256)
     return Response(status_code=204)

@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     scorecard: str | None = None
     zh_script: str = "simplified"
     max_duration: float | None = Field(None, gt=0)
+    glossary_db: str | None = None  # also the glossary kept in this call store
+    max_clip: float = Field(20.0, gt=0, le=30)
+    beam_size: int = Field(5, ge=1)
+    timestamps: str = "segment"
+    aligner: str | None = None
+    hub: str = "huggingface"
+    concurrency: int = Field(4, ge=1)  # requests in flight with --engine openai
+    channels: str = "auto"
+    channel_roles: str | None = None  # default roles by channel, e.g. agent,customer (a call's own win)
+    speakers: int | None = Field(None, ge=1)
+    min_speakers: int | None = Field(None, ge=1)
+    max_speakers: int | None = Field(None, ge=1)
+    roles_config: str | None = None
+    redact_audio: bool = False  # stored calls: redact PII with word times, and make the toned recording at once
+    denoise: bool = False
+    normalize: bool = True
 
     @field_validator("max_upload", mode="before")
     @classmethod
@@ -130,6 +146,27 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @field_validator("timestamps")
+    @classmethod
+    def _timestamps(cls, value: str) -> str:
+        if value not in ("segment", "word"):
+            raise ValueError(f"timestamps must be segment or word, not {value!r}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: str) -> str:
+        if value not in ("auto", "split", "mix"):
+            raise ValueError(f"channels must be auto, split or mix, not {value!r}")
+        return value
+
+    @field_validator("hub")
+    @classmethod
+    def _hub(cls, value: str) -> str:
+        if value not in ("huggingface", "modelscope"):
+            raise ValueError(f"hub must be huggingface or modelscope, not {value!r}")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -157,6 +194,22 @@ class Settings(BaseSettings):
             scorecard=self.scorecard,
             zh_script=self.zh_script,
             max_duration=self.max_duration,
+            glossary_db=self.glossary_db,
+            max_clip_s=self.max_clip,
+            beam_size=self.beam_size,
+            timestamps=self.timestamps,
+            extra={"aligner": self.aligner} if self.aligner else None,
+            hub=self.hub,
+            concurrency=self.concurrency,
+            channels=self.channels,
+            channel_roles_spec=self.channel_roles,
+            speakers=self.speakers,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
+            roles_config=self.roles_config,
+            redact_audio=self.redact_audio,
+            denoise=self.denoise,
+            normalize=self.normalize,
         )
 
     def api_key_value(self) -> str | None:

@@ -38,6 +38,7 @@ class RequestOptions:
     hotwords: tuple[str, ...] = ()
     corrections: tuple[tuple[str, str], ...] = ()
     word_timestamps: bool = False
+    channel_roles: tuple[str, ...] = ()  # a call's own roles by channel (POST /v1/calls)
 
     def apply(self, base: Options) -> Options:
         if self == RequestOptions():
@@ -50,6 +51,8 @@ class RequestOptions:
             changes["corrections"] = tuple(dict.fromkeys((*base.corrections, *self.corrections)))
         if self.word_timestamps:
             changes["timestamps"] = "word"
+        if self.channel_roles:
+            changes["channel_roles"] = self.channel_roles
         return base.replace(**changes)
 
 
