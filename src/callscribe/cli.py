@@ -188,7 +188,9 @@ def transcribe(
     hub: Annotated[str, typer.Option(help="huggingface or modelscope (qwen3).")] = "huggingface",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server(s), comma-separated.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight (openai engine).")] = 4,
-    channels: Annotated[str, typer.Option(help="auto, split or mix.")] = "auto",
+    channels: Annotated[
+        str, typer.Option(help="auto, split (a party per channel) or mix (every channel averaged into one signal).")
+    ] = "auto",
     channel_roles_spec: Annotated[
         str | None, typer.Option("--channel-roles", help="Roles by channel, e.g. agent,customer.")
     ] = None,

@@ -146,6 +146,22 @@ def test_six_channels_speech_found_only_where_it_is(tmp_path: Path, speech: np.n
     assert found == {4}
 
 
+def test_mix_averages_the_channels_into_one_that_holds_every_channels_speech(
+    tmp_path: Path, speech: np.ndarray
+) -> None:
+    rate = 8_000
+    right = _at(speech, rate)
+    left = tone(440.0, len(right) / rate, rate)
+    path = write_audio(tmp_path / "stereo.wav", np.stack([left, right]), rate, "pcm_s16le")
+    with decode(path) as both, decode(path, mix=True) as mixed:
+        assert (both.channels, mixed.channels) == (2, 1)
+        assert np.allclose(mixed.read(0), (both.read(0) + both.read(1)) / 2, atol=1e-6)
+        assert mixed.notes == ["2 channels mixed into one signal by request"]
+    with prepare(path, Options(channels="mix")) as prepared:  # the right channel's speech is in the one signal
+        assert list(prepared.speech) == [0]
+        assert sum(s.duration for s in prepared.speech[0]) > 0.6 * prepared.audio.duration
+
+
 def test_read_slices_by_time(tmp_path: Path, speech: np.ndarray) -> None:
     path = write_audio(tmp_path / "slice.wav", speech, SAMPLE_RATE, "pcm_f32le")
     with decode(path) as audio:

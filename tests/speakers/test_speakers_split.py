@@ -204,6 +204,25 @@ def test_example_call_number_is_transcribed_and_redacted(examples_dir: Path) -> 
     assert {u.channel for u in t.utterances if u.overlap and u.span.intersection(Span(lo, hi)) > 0} == {0, 1}
 
 
+def test_channels_mix_keeps_every_channels_speech() -> None:
+    """``--channels mix`` on a split-channel call hears one signal holding both parties (a mixdown), not the louder
+    channel alone: every turn of either party comes back, diarized into two speakers."""
+    turns = dialogue_turns("stereo")
+    call = stereo_8k(-60.0)  # no crosstalk: a party is only on its own channel
+    with prepare_array(call, 8000, Options(channels="mix")) as prepared:
+        assert prepared.audio.channels == 1 and list(prepared.speech) == [0]
+        mixed = prepared.audio.read(0)
+    with prepare_array(call, 8000, Options()) as plain:  # the mixdown is the channels' mean
+        assert np.allclose(mixed, (plain.audio.read(0) + plain.audio.read(1)) / 2, atol=1e-6)
+    t = _through_pipeline(call, ReferenceEngine(turns, parties=()), Options(language="en", channels="mix", speakers=2))
+    assert t.call.channels == 1 and any("mixed into one signal" in n for n in t.notes), t.notes
+    lost = [x for x in turns if speech_time([u.span for u in t.utterances], x.start, x.end) < 0.5 * (x.end - x.start)]
+    assert lost == []
+    for turn in turns:
+        assert [u.text for u in t.utterances].count(turn.text) == 1, turn
+    assert {u.speaker for u in t.utterances} == {"S1", "S2"}
+
+
 def test_double_talk_stays_on_both_channels_marked_overlap() -> None:
     turns = dialogue_turns("stereo")
     t = _through_pipeline(stereo_8k(-20.0), ReferenceEngine(turns), Options(language="en"))

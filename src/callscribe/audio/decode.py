@@ -107,15 +107,18 @@ class DecodedAudio:
 class _Blocker:
     """Gathers resampled pieces into fixed-size blocks for the store and the consumers."""
 
-    def __init__(self, store: SampleSpool, consumers: Sequence[Consumer]) -> None:
+    def __init__(self, store: SampleSpool, consumers: Sequence[Consumer], *, mix: bool = False) -> None:
         self.store = store
         self.consumers = consumers
+        self.mix = mix  # average the channels into one as they come
         self._parts: list[np.ndarray] = []
         self._size = 0
 
     def add(self, piece: np.ndarray) -> None:
         if piece.shape[1] == 0:
             return
+        if self.mix:
+            piece = piece.mean(axis=0, keepdims=True, dtype=np.float32)
         self._parts.append(piece)
         self._size += piece.shape[1]
         while self._size >= BLOCK_FRAMES:
@@ -212,10 +215,12 @@ def decode(
     *,
     max_duration: float | None = None,
     consumers: Sequence[Consumer] = (),
+    mix: bool = False,
 ) -> DecodedAudio:
     """Decode ``source`` to 16 kHz float32 per channel in one streaming pass.
 
-    ``consumers`` get each block as a float32 array shaped ``(channels, n)`` as it is produced.
+    ``consumers`` get each block as a float32 array shaped ``(channels, n)`` as it is produced. ``mix``: average
+    every channel into one (the call is then one signal: every channel's speech is in it).
     Raises :class:`AudioError` (one line, naming the file) for anything that cannot be used.
     """
     path = Path(source)
@@ -230,7 +235,7 @@ def decode(
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise AudioError(path, f"not a recognised audio file ({reason})") from None
         try:
-            return _decode_container(path, fd, container, max_duration, consumers)
+            return _decode_container(path, fd, container, max_duration, consumers, mix)
         finally:
             container.close()
     finally:
@@ -238,7 +243,7 @@ def decode(
 
 
 def _decode_container(
-    path: Path, fd: int, container: Any, max_duration: float | None, consumers: Sequence[Consumer]
+    path: Path, fd: int, container: Any, max_duration: float | None, consumers: Sequence[Consumer], mix: bool = False
 ) -> DecodedAudio:
     if not container.streams.audio:
         kinds = sorted({s.type for s in container.streams})
@@ -276,8 +281,9 @@ def _decode_container(
                     non_finite += repair_non_finite(samples)
                 if store is None:
                     channels, source_rate = samples.shape[0], frame.sample_rate
-                    store = SampleSpool(channels, round(SPOOL_AFTER_S * SAMPLE_RATE))
-                    blocker = _Blocker(store, consumers)
+                    mixing = mix and channels > 1
+                    store = SampleSpool(1 if mixing else channels, round(SPOOL_AFTER_S * SAMPLE_RATE))
+                    blocker = _Blocker(store, consumers, mix=mixing)
                     if source_rate != SAMPLE_RATE:
                         resampler = soxr.ResampleStream(
                             source_rate, SAMPLE_RATE, channels, dtype="float32", quality=SOXR_QUALITY
@@ -332,10 +338,12 @@ def _decode_container(
     if max_duration is not None and duration > max_duration:
         store.close()
         raise AudioError(path, _too_long(duration, max_duration))
+    if store.channels != channels:
+        notes.append(mixed_note(channels))
     return DecodedAudio(
         path=str(path),
         source_rate=source_rate,
-        channels=channels,
+        channels=store.channels,
         codec=codec,
         duration=duration,
         notes=notes,
@@ -343,13 +351,21 @@ def _decode_container(
     )
 
 
-def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") -> DecodedAudio:
-    """Wrap samples shaped ``(n,)`` or ``(channels, n)`` (any rate) as :class:`DecodedAudio`."""
+def mixed_note(channels: int) -> str:
+    return f"{channels} channels mixed into one signal by request"
+
+
+def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>", mix: bool = False) -> DecodedAudio:
+    """Wrap samples shaped ``(n,)`` or ``(channels, n)`` (any rate) as :class:`DecodedAudio`; ``mix`` as in
+    :func:`decode`."""
     data = np.asarray(samples)
     if data.ndim == 1:
         data = data[np.newaxis, :]
     if data.ndim != 2 or data.shape[1] == 0:
         raise AudioError(name, f"expected a non-empty (n,) or (channels, n) array, got shape {samples.shape}")
+    mixed_from = data.shape[0] if mix and data.shape[0] > 1 else 0
+    if mixed_from:
+        data = data.mean(axis=0, keepdims=True, dtype=np.float32)
     if sample_rate <= 0:
         raise AudioError(name, f"sample rate must be positive, got {sample_rate}")
     data = data.astype(np.float32, copy=False)
@@ -370,7 +386,7 @@ def from_array(samples: np.ndarray, sample_rate: int, *, name: str = "<array>") 
         channels=data.shape[0],
         codec="array",
         duration=store.frames / SAMPLE_RATE,
-        notes=[_non_finite_note(non_finite)] if non_finite else [],
+        notes=([_non_finite_note(non_finite)] if non_finite else []) + ([mixed_note(mixed_from)] if mixed_from else []),
         _store=store,
     )
 

@@ -245,7 +245,8 @@ def prepare(source: str | os.PathLike[str], options: Options, *, consumers: Sequ
     """
     speech_map = _speech_map(options)
     started = time.perf_counter()
-    audio = decode(source, max_duration=options.max_duration, consumers=[speech_map, *consumers])
+    mix = options.channels == "mix"  # one signal asked for: every channel's speech goes into it
+    audio = decode(source, max_duration=options.max_duration, consumers=[speech_map, *consumers], mix=mix)
     decoded = time.perf_counter() - started - speech_map.seconds
     speech = _spans(speech_map)
     log.debug(
@@ -263,7 +264,7 @@ def prepare(source: str | os.PathLike[str], options: Options, *, consumers: Sequ
 def prepare_array(samples: np.ndarray, sample_rate: int, options: Options, *, name: str = "<array>") -> PreparedAudio:
     """Like :func:`prepare` for samples already in memory, ``(n,)`` or ``(channels, n)``."""
     started = time.perf_counter()
-    audio = from_array(samples, sample_rate, name=name)
+    audio = from_array(samples, sample_rate, name=name, mix=options.channels == "mix")
     decoded = time.perf_counter() - started
     speech_map = _speech_map(options, audio.channels)
     for first in range(0, audio.frames, MAX_BATCH_WINDOWS * WINDOW):
