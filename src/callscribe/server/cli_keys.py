@@ -35,7 +35,8 @@ def parse_scopes(spec: str) -> str:
 
 @keys_app.command("create")
 def create_command(
-    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    name: Annotated[str | None, typer.Argument(help="A name for the key (who or what uses it).")] = None,
+    name_option: Annotated[str | None, typer.Option("--name", help="The same as NAME.")] = None,
     scope: Annotated[str, typer.Option(help=f"Comma-separated scopes: {', '.join(SCOPES)}.")] = "ingest",
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST here when a call job this key sent ends.")
@@ -49,6 +50,11 @@ def create_command(
     from callscribe.server.webhook_keys import KeyWebhooks
     from callscribe.server.webhooks import check_url
 
+    if name is not None and name_option is not None and name != name_option:
+        raise fail(f"two names given: {name!r} and --name {name_option!r}")
+    name = name if name is not None else name_option
+    if not name or not name.strip():
+        raise fail("a key needs a name: callscribe keys create NAME (or --name NAME)")
     try:
         scopes = parse_scopes(scope)
     except ValueError as exc:
