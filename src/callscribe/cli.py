@@ -93,7 +93,7 @@ def _stored_glossary(url: str) -> Glossary:
     return Glossary.parse("\n".join(lines), source=f"the glossary in {url}")
 
 
-def _merge(a: Glossary, b: Glossary) -> Glossary:
+def merge_glossaries(a: Glossary, b: Glossary) -> Glossary:
     terms = tuple(dict.fromkeys((*a.terms, *b.terms)))
     return Glossary(terms, tuple(dict.fromkeys((*a.corrections, *b.corrections))))
 
@@ -105,7 +105,7 @@ def build_options(**kw: object) -> Options:
     if hotwords_file is not None or glossary_db:
         glossary = Glossary.load(str(hotwords_file)) if hotwords_file is not None else Glossary()
         if glossary_db:
-            glossary = _merge(glossary, _stored_glossary(str(glossary_db)))
+            glossary = merge_glossaries(glossary, _stored_glossary(str(glossary_db)))
         kw["hotwords"] = glossary.terms
         kw["corrections"] = glossary.corrections
     fmt = kw.pop("format_spec", None)

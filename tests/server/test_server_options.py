@@ -107,6 +107,42 @@ def test_the_transcribe_options_reach_the_pipeline_options():
             Settings(**bad)
 
 
+def test_the_glossary_store_defaults_to_the_call_store(monkeypatch):
+    for name in ("CALLSCRIBE_DB", "CALLSCRIBE_GLOSSARY_DB"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings(db="sqlite:///x.db").glossary_db == "sqlite:///x.db"
+    assert Settings(db="sqlite:///x.db", glossary_db="sqlite:///g.db").glossary_db == "sqlite:///g.db"
+    assert Settings(db="sqlite:///x.db", glossary_db="").glossary_db == ""  # '' turns it off
+    assert Settings().glossary_db is None
+
+
+def test_the_served_glossary_is_read_again_and_merged_as_transcribe_merges_it(tmp_path):
+    from callscribe.cli import build_options
+    from callscribe.server.glossary import LiveGlossary
+    from callscribe.server.worker import RequestOptions
+    from callscribe.store import Store
+
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    hotwords = tmp_path / "terms.txt"
+    hotwords.write_text("滨海新区\nAcme => ACME\n", encoding="utf-8")
+    settings = Settings(engine="whisper", db=db, hotwords=hotwords)
+    with Store(db) as store:
+        store.add_terms(["zeta", "alpha => Alpha"])
+        live = LiveGlossary.from_settings(settings, store)
+        assert live is not None and live.url == db
+        live.refresh_s = 0.0
+        base = settings.options()
+        request = RequestOptions(hotwords=("prompted",))
+        before = live.apply(request).apply(base)
+        store.add_terms(["beta => Beta"])  # as the desk adds an entry: the next request has it
+        after = live.apply(request).apply(base)
+    cli = build_options(engine="whisper", hotwords_file=hotwords, glossary_db=db)
+    assert after.hotwords == (*cli.hotwords, "prompted") and after.corrections == cli.corrections
+    assert ("beta", "Beta") in after.corrections and ("beta", "Beta") not in before.corrections
+    assert after.result_key() != before.result_key()  # another glossary: another result, not a duplicate
+    assert LiveGlossary.from_settings(Settings(engine="whisper", db=db, glossary_db=""), None) is None
+
+
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory, evalset: Path) -> Iterator[RunningServer]:
     """A server told by its environment to mix the channels of a call, with a beam of 1 and 15 s clips."""

@@ -19,13 +19,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from callscribe.pipeline import Pipeline
 from callscribe.server import errors
 from callscribe.server.auth import Access, StoreKeys
+from callscribe.server.glossary import LiveGlossary
 from callscribe.server.jobs import JobRunner
 from callscribe.server.logs import RequestContext
 from callscribe.server.metrics import Metrics
 from callscribe.server.settings import Settings
 from callscribe.server.uploads import UploadStore
 from callscribe.server.webhooks import Webhooks
-from callscribe.server.worker import EngineWorker
+from callscribe.server.worker import EngineWorker, RequestOptions
 
 if TYPE_CHECKING:
     from callscribe.store import Store
@@ -56,6 +57,9 @@ class Service:
 
             self.store = callscribe.store.Store(settings.db)
             self.access.resolvers.append(StoreKeys(self.store))
+        self.glossary = LiveGlossary.from_settings(settings, self.store)  # read again before each request
+        if self.store is not None:
+            self.metrics.watch_store(self.store.job_counts)  # the job table by state, at each scrape
             self.webhooks = Webhooks.from_settings(settings)  # server, per-key and per-job URLs; a durable outbox
             self.runner = JobRunner(
                 self.store,
@@ -64,6 +68,7 @@ class Service:
                 concurrency=settings.job_concurrency,
                 webhooks=self.webhooks,
                 redacted_dir=self.redacted_dir if self.options.redact_audio else None,
+                glossary=self.glossary,
             )
 
     def model_card(self) -> dict[str, Any]:
@@ -78,6 +83,10 @@ class Service:
             "description": self.worker.engine_description,
             "ready": self.worker.ready.is_set(),
         }
+
+    def request_options(self, options: RequestOptions) -> RequestOptions:
+        """A request's options with the server's glossary as it is now (the store's entries read again)."""
+        return options if self.glossary is None else self.glossary.apply(options)
 
     def start(self) -> None:
         swept = self.uploads.sweep()
@@ -96,6 +105,8 @@ class Service:
         self.worker.stop()
         if self.webhooks is not None:
             self.webhooks.close()
+        if self.glossary is not None:
+            self.glossary.close()
         if self.store is not None:
             self.store.close()
 

@@ -53,7 +53,12 @@ def serve_command(
     ] = None,
     max_duration: Annotated[float | None, typer.Option(help="Refuse audio longer than this (seconds).")] = None,
     glossary_db: Annotated[
-        str | None, typer.Option("--glossary-db", help="Also use the glossary kept in this call store (URL).")
+        str | None,
+        typer.Option(
+            "--glossary-db",
+            help="Also use the glossary kept in this call store (URL; default: --db; '' for none), read again "
+            "before each request.",
+        ),
     ] = None,
     max_clip: Annotated[float | None, typer.Option("--max-clip", help="Longest clip sent to the engine (s).")] = None,
     beam_size: Annotated[int | None, typer.Option(help="Beam size (whisper).")] = None,

@@ -3,7 +3,9 @@
 ``POST /v1/calls`` keeps the recording under ``<data>/audio/`` and adds a ``queued`` job. The runner claims queued
 jobs (atomically: ``Store.claim_job``) while fewer than ``concurrency`` are in the engine worker, so several calls
 share engine batches. A finished call is stored (``Store.add``, whose identity is the recording's sha256 plus the
-result-affecting options) and its job marked ``done`` with the call id, or ``failed`` with the one-line reason.
+result-affecting options) and its job marked ``done`` with the call id, or ``failed`` with the one-line reason. The
+options include the server's glossary as it is when the job starts (:mod:`callscribe.server.glossary`): an upload
+after a glossary change is not the duplicate of the call stored before it.
 
 Exactly once: at start, jobs left ``running`` by a server that was killed go back to ``queued`` (one server per
 database). A claimed job whose call is already stored (the server died between storing and marking the job) is
@@ -29,6 +31,7 @@ from callscribe.pipeline import CallError, one_line
 from callscribe.server.worker import EngineWorker, RequestOptions, Result, WorkerStopped
 
 if TYPE_CHECKING:
+    from callscribe.server.glossary import LiveGlossary
     from callscribe.server.webhooks import Webhooks
     from callscribe.store import Job, Store
 
@@ -78,6 +81,7 @@ class JobRunner:
         concurrency: int = 8,
         webhooks: Webhooks | None = None,
         redacted_dir: Path | None = None,
+        glossary: LiveGlossary | None = None,
     ) -> None:
         self.store = store
         self.redacted_dir = redacted_dir  # --redact-audio: make each call's toned copy as it is stored
@@ -85,6 +89,7 @@ class JobRunner:
         self.options = options
         self.concurrency = concurrency
         self.webhooks = webhooks
+        self.glossary = glossary  # the store's glossary, read again before each job
         self._inbox: queue.Queue[object] = queue.Queue()
         self._inflight: dict[str, Job] = {}
         self._thread: threading.Thread | None = None
@@ -136,16 +141,21 @@ class JobRunner:
     def duplicate_of(self, payload: dict[str, Any]) -> tuple[Job | None, int | None]:
         """What the same recording with the same result-affecting options already is: ``(None, call_id)`` when it is
         stored, ``(job, None)`` when a job for it is queued or running, else ``(None, None)``."""
-        key = job_options(payload).apply(self.options).result_key()
+        key = self._options(payload).apply(self.options).result_key()
         stored = self.store.find(payload["sha256"], key)
         if stored is not None:
             return None, stored
         for state in ("queued", "running"):
             for job in self.store.jobs(state=state, kind=KIND, limit=MAX_SCAN):
                 same = job.payload.get("sha256") == payload["sha256"]
-                if same and job_options(job.payload).apply(self.options).result_key() == key:
+                if same and self._options(job.payload).apply(self.options).result_key() == key:
                     return job, None
         return None, None
+
+    def _options(self, payload: dict[str, Any]) -> RequestOptions:
+        """A job's options with the glossary as it is now (a job is heard with the glossary of when it starts)."""
+        options = job_options(payload)
+        return options if self.glossary is None else self.glossary.apply(options)
 
     def finish_stored(self, job: Job, call_id: int) -> Job:
         """End a just-added job whose call is already stored (a duplicate upload): done, announced, not heard."""
@@ -180,7 +190,7 @@ class JobRunner:
 
     def _begin(self, job: Job) -> None:
         p = job.payload
-        options = job_options(p)
+        options = self._options(p)
         stored = self.store.find(p["sha256"], options.apply(self.options).result_key())
         if stored is not None:  # stored before a crash, not marked done: finish the job, do not hear it again
             self._close(job, "done", call_id=stored)

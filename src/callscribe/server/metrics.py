@@ -4,6 +4,8 @@ callscribe_http_requests_total{method,route,status}    requests answered
 callscribe_http_request_seconds{method,route}          time to answer (to the first byte of a streamed answer)
 callscribe_jobs{state}                                 work in the engine worker now: queued | running
 callscribe_jobs_finished_total{state}                  work finished: done | failed
+callscribe_store_jobs{state}                           jobs in the store (--db) now: queued | running | done |
+                                                       failed | cancelled (one grouped query per scrape)
 callscribe_queue_depth                                 items waiting for the engine
 callscribe_audio_seconds_total                         seconds of audio transcribed
 callscribe_engine_seconds_total                        engine time spent on them (rate ratio = real-time factor)
@@ -14,14 +16,20 @@ callscribe_engine_ready                                1 once the engine is load
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from callscribe.model import Transcript
 
 if TYPE_CHECKING:
     from callscribe.server.worker import EngineWorker, Result
+
+log = logging.getLogger("callscribe.server")
 
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
@@ -57,6 +65,10 @@ class Metrics:
         self.jobs.labels("running").set_function(worker.running)
         self.ready.set_function(lambda: 1.0 if worker.ready.is_set() else 0.0)
 
+    def watch_store(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report the store's jobs by state, read at scrape time (``counts``: e.g. ``Store.job_counts``)."""
+        self.registry.register(_StoreJobs(counts))
+
     def on_worker_event(self, kind: str, result: Result | None, seconds: float) -> None:
         if kind == "started":
             self.wait.observe(seconds)
@@ -70,3 +82,25 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _StoreJobs(Collector):
+    """``callscribe_store_jobs{state}``: the store's job table by state, one query per scrape (nothing when the
+    database cannot be read: the scrape still answers)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily("callscribe_store_jobs", "Jobs in the store, by state", labels=["state"])]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("callscribe_store_jobs", "Jobs in the store, by state", labels=["state"])
+        try:
+            counts = self.counts()
+        except Exception as exc:
+            log.warning("store jobs not counted for /metrics: %s", " ".join(str(exc).split()))
+            return
+        for state, n in counts.items():
+            family.add_metric([state], float(n))
+        yield family

@@ -178,15 +178,21 @@ async def list_calls(
     since: datetime | None = None,
     until: datetime | None = None,
     needs_review: bool | None = None,
+    sentiment: str | None = None,
     order_by: str = "-call_time",
     limit: int = Query(50, ge=1, le=MAX_LIST),
     offset: int = Query(0, ge=0),
     _: Principal = Depends(require("review")),  # noqa: B008
 ) -> dict[str, Any]:
     from callscribe.store import QueryError
+    from callscribe.store.moods import MOODS
 
     store = _store(_service(request))
-    query = {"q": q, "agent": agent, "queue": queue, "since": since, "until": until, "needs_review": needs_review}
+    if sentiment is not None and sentiment not in MOODS:
+        raise ApiError(400, f"sentiment {sentiment!r} is not one of {', '.join(MOODS)}", code="invalid_value",
+                       param="sentiment")  # fmt: skip
+    query = {"q": q, "agent": agent, "queue": queue, "since": since, "until": until, "needs_review": needs_review,
+             "sentiment": sentiment}  # fmt: skip
     try:
         found = await run_in_threadpool(lambda: store.calls(**query, order_by=order_by, limit=limit, offset=offset))
     except (QueryError, ValueError) as exc:

@@ -87,7 +87,7 @@ def _call_failed(error: CallError, upload: StoredUpload) -> ApiError:
 
 def _submit(service: Service, upload: StoredUpload, params: TranscriptionParams) -> Future[Result]:
     try:
-        future = service.worker.submit(str(upload.path), upload.sha256, params.options)
+        future = service.worker.submit(str(upload.path), upload.sha256, service.request_options(params.options))
     except QueueFull as exc:
         raise ApiError(503, f"server busy: {exc}; retry later", "server_error", "queue_full",
                        headers={"Retry-After": "5"}) from None  # fmt: skip

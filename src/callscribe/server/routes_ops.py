@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 if TYPE_CHECKING:
     from callscribe.server.app import Service
@@ -36,4 +37,5 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     m = _service(request).metrics
-    return Response(m.render(), media_type=m.content_type)
+    body = await run_in_threadpool(m.render)  # the store's jobs are counted in the database at each scrape
+    return Response(body, media_type=m.content_type)

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from callscribe.options import Options
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     scorecard: str | None = None
     zh_script: str = "simplified"
     max_duration: float | None = Field(None, gt=0)
-    glossary_db: str | None = None  # also the glossary kept in this call store
+    glossary_db: str | None = None  # also the glossary kept in this call store (default: db; "" for none)
     max_clip: float = Field(20.0, gt=0, le=30)
     beam_size: int = Field(5, ge=1)
     timestamps: str = "segment"
@@ -174,6 +174,12 @@ class Settings(BaseSettings):
         if level not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log level must be debug, info, warning or error, not {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _glossary_db(self) -> Settings:
+        if self.glossary_db is None and self.db:  # the desk's glossary entries, read again before each request
+            self.glossary_db = self.db
+        return self
 
     def options(self) -> Options:
         """The pipeline options (the hotwords file read and checked here: a bad one fails before the model loads)."""

@@ -204,6 +204,7 @@ class LiveService:
 
         g = session.glossary
         options = RequestOptions(language=session.language, hotwords=g.terms, corrections=g.corrections)
+        options = self.service.request_options(options)  # the store's glossary entries as they are now
         result = self.service.worker.submit(str(path), sha, options).result(timeout=REPROCESS_TIMEOUT_S)
         if not isinstance(result, Transcript):
             raise RuntimeError(str(result))

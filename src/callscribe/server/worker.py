@@ -7,8 +7,8 @@ item already queued with the same request options, without ever blocking. ``Pipe
 while it has calls being prepared, so requests that arrive while earlier ones are decoded join the same run and
 their clips share engine batches (the cross-call batching of the batch runner). When the feed is empty the run
 finishes what it holds and ends; the loop then starts the next run with whatever arrived meanwhile. Items whose
-options differ (another language, their own hotwords, word timestamps) wait, in order, for a run of their own: a run
-is one :class:`Pipeline` sharing the one engine instance.
+options differ (another language, their own hotwords, word timestamps, a changed server glossary) wait, in order,
+for a run of their own: a run is one :class:`Pipeline` sharing the one engine instance.
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ class RequestOptions:
     corrections: tuple[tuple[str, str], ...] = ()
     word_timestamps: bool = False
     channel_roles: tuple[str, ...] = ()  # a call's own roles by channel (POST /v1/calls)
+    # the server's glossary as read now (terms, corrections), in place of the one the pipeline was built with
+    glossary: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] | None = None
 
     def apply(self, base: Options) -> Options:
         if self == RequestOptions():
             return base
+        if self.glossary is not None:
+            base = base.replace(hotwords=self.glossary[0], corrections=self.glossary[1])
         changes: dict[str, object] = {}
         if self.language:
             changes["language"] = self.language

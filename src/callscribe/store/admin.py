@@ -13,7 +13,7 @@ import uuid
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callscribe.store.connect import db_errors
 from callscribe.store.models import ApiKeyRow, CallRow, CorrectionRow, JobRow, VerdictRow, utcnow
@@ -159,6 +159,16 @@ class AdminMixin:
             stmt = stmt.where(JobRow.kind == kind)
         with self._session() as s:
             return [_job(r) for r in s.scalars(stmt)]
+
+    @db_errors
+    def job_counts(self, *, kind: str | None = None) -> dict[str, int]:
+        """Jobs by state (every state of :data:`JOB_STATES`, 0 for none), in one grouped query."""
+        stmt = select(JobRow.state, func.count()).group_by(JobRow.state)
+        if kind is not None:
+            stmt = stmt.where(JobRow.kind == kind)
+        with self._session() as s:
+            found = {state: int(n) for state, n in s.execute(stmt)}
+        return {state: found.get(state, 0) for state in JOB_STATES} | found
 
     @db_errors
     def claim_job(self, *, kind: str | None = None) -> Job | None:
