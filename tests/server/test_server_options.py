@@ -139,7 +139,7 @@ def test_the_served_glossary_is_read_again_and_merged_as_transcribe_merges_it(tm
     cli = build_options(engine="whisper", hotwords_file=hotwords, glossary_db=db)
     assert after.hotwords == (*cli.hotwords, "prompted") and after.corrections == cli.corrections
     assert ("beta", "Beta") in after.corrections and ("beta", "Beta") not in before.corrections
-    assert after.result_key() != before.result_key()  # another glossary: another result, not a duplicate
+    assert after.result_key() != before.result_key()  # another glossary: the next recordings are heard with it
     assert LiveGlossary.from_settings(Settings(engine="whisper", db=db, glossary_db=""), None) is None
 
 

@@ -1,10 +1,12 @@
-"""A served call store over loopback: the desk's glossary entries reach the next calls without a restart, /metrics
-counts the store's jobs by state, and ``GET /v1/calls`` filters by the customer's mood."""
+"""A served call store over loopback: the desk's glossary entries reach the next calls without a restart (a recording
+sent again stays its one call), /metrics counts the store's jobs by state, and ``GET /v1/calls`` filters by the
+customer's mood."""
 
 from __future__ import annotations
 
 import re
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def _stored_text(server: RunningServer, call_id: int) -> str:
     return " ".join(u["text"] for u in r.json()["transcript"]["utterances"])
 
 
-def test_a_desk_glossary_entry_applies_to_the_next_upload(served, evalset):
+def test_a_desk_glossary_entry_applies_to_the_next_upload(served, evalset, tmp_path: Path):
     server, _ = served
     path = evalset / EN_ITEM
     first = wait_job(server, _send(server, path).json()["id"], ADMIN)
@@ -61,15 +63,26 @@ def test_a_desk_glossary_entry_applies_to_the_next_upload(served, evalset):
     assert r.status_code == 200 and r.json() == {"entry": f"{wrong} => {right}", "added": True}, r.text
     time.sleep(REFRESH_S + 0.5)
 
-    again = _send(server, path)  # another glossary: not the stored call's duplicate, heard again
+    resent = _send(server, path)  # the same recording again: still its one call, the glossary change aside
+    assert resent.status_code == 200 and resent.json()["call_id"] == first["call_id"], resent.text
+
+    padded = tmp_path / f"padded-{path.name}"  # the same speech in another recording: heard with the new entry
+    _with_silence(path, padded, 0.5)
+    again = _send(server, padded)
     assert again.status_code == 202, again.text
     second = wait_job(server, again.json()["id"], ADMIN)
     assert second["state"] == "done" and second["call_id"] != first["call_id"], second
     corrected = WORD.findall(_stored_text(server, second["call_id"]))
     assert right in corrected and wrong not in corrected, (heard, corrected)
+    assert _stored_text(server, first["call_id"]) == heard  # a stored call is not changed by a later entry
 
-    same = _send(server, path)  # the glossary unchanged since: the duplicate of the corrected call
-    assert same.status_code == 200 and same.json()["call_id"] == second["call_id"], same.text
+
+def _with_silence(src: Path, dst: Path, seconds: float) -> None:
+    with wave.open(str(src), "rb") as r:
+        params, frames = r.getparams(), r.readframes(r.getnframes())
+    with wave.open(str(dst), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames + b"\x00" * (round(seconds * params.framerate) * params.nchannels * params.sampwidth))
 
 
 def _metric(text: str, name: str, state: str) -> float | None:

@@ -3,8 +3,9 @@
 Reviewers add ``wrong => right`` entries in the desk while the server runs, so the store's glossary is read again
 before a request goes to the engine (at most every :data:`REFRESH_S` seconds) and merged with the file exactly as
 ``callscribe transcribe --hotwords FILE --glossary-db URL`` merges them. The merged glossary travels in the
-request's :class:`~callscribe.server.worker.RequestOptions`, so it is part of the result key that tells a duplicate
-upload: after a glossary change the same recording is heard again.
+request's :class:`~callscribe.server.worker.RequestOptions`; it is not part of the key that names a stored call
+(:meth:`LiveGlossary.file_only`), so the same recording sent again after a glossary change is still the duplicate of
+the call stored for it, not a second copy of it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class LiveGlossary:
         """``options`` with the server's glossary as it is now (in place of the one read at start)."""
         g = self.current()
         return replace(options, glossary=(g.terms, g.corrections))
+
+    def file_only(self, options: RequestOptions) -> RequestOptions:
+        """``options`` with the ``--hotwords`` file's glossary alone: what names a call whatever the store holds."""
+        return replace(options, glossary=(self.file.terms, self.file.corrections))
 
     def close(self) -> None:
         if self._own and self._store is not None:

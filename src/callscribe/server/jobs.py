@@ -4,8 +4,9 @@
 jobs (atomically: ``Store.claim_job``) while fewer than ``concurrency`` are in the engine worker, so several calls
 share engine batches. A finished call is stored (``Store.add``, whose identity is the recording's sha256 plus the
 result-affecting options) and its job marked ``done`` with the call id, or ``failed`` with the one-line reason. The
-options include the server's glossary as it is when the job starts (:mod:`callscribe.server.glossary`): an upload
-after a glossary change is not the duplicate of the call stored before it.
+options include the server's glossary as it is when the job starts (:mod:`callscribe.server.glossary`); the key that
+names the stored call leaves the store's glossary out, so a recording sent again after a glossary change is still
+the duplicate of its call.
 
 Exactly once: at start, jobs left ``running`` by a server that was killed go back to ``queued`` (one server per
 database). A claimed job whose call is already stored (the server died between storing and marking the job) is
@@ -141,16 +142,25 @@ class JobRunner:
     def duplicate_of(self, payload: dict[str, Any]) -> tuple[Job | None, int | None]:
         """What the same recording with the same result-affecting options already is: ``(None, call_id)`` when it is
         stored, ``(job, None)`` when a job for it is queued or running, else ``(None, None)``."""
-        key = self._options(payload).apply(self.options).result_key()
+        key = self.call_key(payload)
         stored = self.store.find(payload["sha256"], key)
         if stored is not None:
             return None, stored
         for state in ("queued", "running"):
             for job in self.store.jobs(state=state, kind=KIND, limit=MAX_SCAN):
                 same = job.payload.get("sha256") == payload["sha256"]
-                if same and self._options(job.payload).apply(self.options).result_key() == key:
+                if same and self.call_key(job.payload) == key:
                     return job, None
         return None, None
+
+    def call_key(self, payload: dict[str, Any]) -> str:
+        """What names the call a job stores, with its recording's sha256: the result-affecting options of the
+        server and the request, the store's glossary left out. A glossary entry added in the desk changes how the
+        next recordings are heard, not which stored call a recording sent again is: it stays one call."""
+        options = job_options(payload)
+        if self.glossary is not None:
+            options = self.glossary.file_only(options)
+        return options.apply(self.options).result_key()
 
     def _options(self, payload: dict[str, Any]) -> RequestOptions:
         """A job's options with the glossary as it is now (a job is heard with the glossary of when it starts)."""
@@ -191,7 +201,7 @@ class JobRunner:
     def _begin(self, job: Job) -> None:
         p = job.payload
         options = self._options(p)
-        stored = self.store.find(p["sha256"], options.apply(self.options).result_key())
+        stored = self.store.find(p["sha256"], self.call_key(p))
         if stored is not None:  # stored before a crash, not marked done: finish the job, do not hear it again
             self._close(job, "done", call_id=stored)
             return
@@ -241,7 +251,7 @@ class JobRunner:
                 log.warning("quality checks of job %s failed: %s", job.id, one_line(exc))
         when = parse_time(p["call_time"]) if p.get("call_time") else None
         meta = CallMeta(agent_id=p.get("agent_id"), call_time=when, queue=p.get("queue"))
-        call_id = self.store.add(t, qa, meta=meta)
+        call_id = self.store.add(t, qa, meta=meta, options_key=self.call_key(p))
         if self.redacted_dir is not None:
             self._redact_audio(call_id, p)
         return call_id
