@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-import dataclasses
 import io
 import json
 import os
@@ -255,11 +254,10 @@ def _samples(data: bytes) -> list[int]:
 
 
 def test_a_review_key_hears_the_recording_with_a_tone_over_pii(setup, evalset):
-    """A stored call whose transcript holds a phone number (evalset-dev speech has none: the stored text is
-    changed through the store, as a correction would): the pii key gets the upload, a review key a WAV with a
-    tone over that utterance and the rest untouched."""
-    from callscribe.model import Transcript
+    """A call a reviewer corrected to hold a phone number (evalset-dev speech has none): the pii key gets the
+    upload, a review key a WAV with a tone over that utterance (as the desk masks it) and the rest untouched."""
     from callscribe.store import Store
+    from callscribe.text.pii import SPAN_PAD_S
 
     server, keys, _ = setup
     original = (evalset / PII_ITEM).read_bytes()
@@ -272,11 +270,9 @@ def test_a_review_key_hears_the_recording_with_a_tone_over_pii(setup, evalset):
 
     store = Store(keys["db"])
     try:
-        record = store.call(job["call_id"])
-        t = Transcript.from_dict({**record.transcript, "call": {**record.transcript["call"], "path": ""}})
-        first = t.utterances[0]
-        said = dataclasses.replace(first, text=first.text + "我的电话是13800138000", words=())
-        assert store.add(dataclasses.replace(t, utterances=(said, *t.utterances[1:]))) == job["call_id"]
+        first = store.call(job["call_id"]).transcript["utterances"][0]
+        said = first["text"] + "我的电话是13800138000"
+        store.add_correction(job["call_id"], first["text"], said, author="desk-reviewer", utterance=0)
     finally:
         store.close()
     pii = httpx.get(url, headers=_auth(keys["pii"]))
@@ -285,7 +281,7 @@ def test_a_review_key_hears_the_recording_with_a_tone_over_pii(setup, evalset):
     assert masked.status_code == 200 and masked.headers["content-type"] == "audio/x-wav"
     heard, toned = _samples(original), _samples(masked.content)
     assert len(toned) == len(heard)
-    start, end = round(max(0.0, first.start - 0.1) * 16000), round((first.end + 0.1) * 16000)
+    start, end = round(max(0.0, first["start"] - SPAN_PAD_S) * 16000), round((first["end"] + SPAN_PAD_S) * 16000)
     inside = sum(a != b for a, b in zip(heard[start:end], toned[start:end], strict=True))
     assert inside > 0.9 * (end - start) and heard[:start] == toned[:start] and heard[end:] == toned[end:]
     part = httpx.get(url, headers={**_auth(keys["review"]), "Range": "bytes=0-43"})

@@ -1,10 +1,11 @@
 """The recording a key may hear: the original for the ``pii`` scope, else a copy with a tone over the PII.
 
-The masked stretches are the call's stored redactions (``--redact pii``) plus what PII redaction finds in its
-transcript now (a call stored unredacted); an utterance with a finding but without word times is toned whole, as
-a share-of-characters guess of where a number was said is not safe. The copy is a 16-bit WAV made by
-:func:`callscribe.audio_redact.redact_audio` (block by block, memory flat) into ``DATA/audio-redacted/`` as
-``<sha256>-c<call id>-<key>.wav``, made once per set of stretches and kept until the call is deleted.
+The masked stretches (:func:`tone_spans`, the same as the review desk's) are the call's stored redactions
+(``--redact pii``) plus what PII redaction finds in its transcript now (a call stored unredacted, or a number a
+reviewer typed in a correction); an utterance with a finding but without word times is toned whole. The copy is a
+16-bit WAV made by :func:`callscribe.audio_redact.redact_audio` (block by block, memory flat) into
+``DATA/audio-redacted/`` as ``<sha256>-c<call id>-<key>.wav``, made once per set of stretches and kept until the
+call is deleted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-SPAN_PAD_S = 0.1
+if TYPE_CHECKING:
+    from callscribe.model import Transcript
+
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -26,23 +29,33 @@ class _Span:
         self.start, self.end = start, end
 
 
-def mask_spans(transcript: dict[str, Any]) -> list[tuple[float, float]]:
-    """The stretches of a stored transcript (its JSON) to tone out, merged and sorted."""
+def tone_spans(t: Transcript, found: Sequence[Any], stored: Sequence[Any]) -> list[tuple[float, float]]:
+    """Audio to tone out of ``t``: its ``stored`` redactions and the PII redaction ``found`` in it now; an utterance
+    without word times is toned whole (a character-share estimate of where a number was said is not safe enough).
+    The desk and the API both mask with this."""
     from callscribe.audio_redact import merge_spans
-    from callscribe.model import Transcript
-    from callscribe.text.pii import DEFAULT_MASK
-    from callscribe.text.pii_transcript import redact_transcript
+    from callscribe.model import Span
+    from callscribe.text.pii import SPAN_PAD_S
 
-    t = Transcript.from_dict(transcript)
-    _, found = redact_transcript(t, DEFAULT_MASK)
-    spans = [_Span(r.start, max(r.start, r.end)) for r in t.redactions]
+    spans: list[Span] = [Span(r.start, max(r.start, r.end)) for r in stored]
     for s in found:
         u = t.utterances[s.utterance] if s.utterance is not None else None
         if u is not None and not u.words:
-            spans.append(_Span(max(0.0, u.start - SPAN_PAD_S), u.end + SPAN_PAD_S))
+            spans.append(Span(max(0.0, u.start - SPAN_PAD_S), u.end + SPAN_PAD_S))
         else:
-            spans.append(_Span(s.start, max(s.start, s.end)))
+            spans.append(Span(s.start, max(s.start, s.end)))
     return merge_spans(spans)
+
+
+def mask_spans(transcript: dict[str, Any], corrections: Sequence[Any] = ()) -> list[tuple[float, float]]:
+    """The stretches of a stored transcript (its JSON, with the reviewers' ``corrections``) to tone out."""
+    from callscribe.server.ui.desk import corrected
+    from callscribe.text.pii import DEFAULT_MASK
+    from callscribe.text.pii_transcript import redact_transcript
+
+    t, _ = corrected(transcript, corrections)
+    _, found = redact_transcript(t, DEFAULT_MASK)
+    return tone_spans(t, found, t.redactions)
 
 
 def _key(spans: Sequence[tuple[float, float]]) -> str:

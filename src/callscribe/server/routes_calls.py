@@ -260,7 +260,8 @@ async def get_audio(call_id: int, request: Request, principal: Principal = Depen
     if not principal.allows("pii"):
         from callscribe.server import call_audio
 
-        spans = await run_in_threadpool(call_audio.mask_spans, record.transcript)
+        corrections = await run_in_threadpool(_store(service).corrections, call_id)
+        spans = await run_in_threadpool(call_audio.mask_spans, record.transcript, corrections)
         path = await run_in_threadpool(
             call_audio.redacted_file, service.redacted_dir, record.summary.sha256, call_id, path, spans
         )

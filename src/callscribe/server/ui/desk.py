@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from callscribe.audio_redact import merge_spans
-from callscribe.model import Span, Transcript
+from callscribe.model import Transcript
 from callscribe.qa.context import UTTERANCE_CONFIDENCE_MIN, WORD_PROBABILITY_MIN
+from callscribe.server.call_audio import tone_spans
 from callscribe.server.ui.review import ReviewState, latest_texts, review_state
-from callscribe.text.pii import DEFAULT_MASK, SPAN_PAD_S, redact_text
+from callscribe.text.pii import DEFAULT_MASK, redact_text
 from callscribe.text.pii_transcript import redact_transcript
 
 ROLE_ORDER = ("agent", "customer", "ivr", "other")
@@ -69,19 +70,6 @@ def _low_stretches(t: Transcript) -> list[dict[str, Any]]:
                 )
                 run = []
     return out
-
-
-def _mask_spans(shown: Transcript, found: Sequence[Any], stored: Sequence[Any]) -> list[tuple[float, float]]:
-    """Audio to tone out: stored redactions, and what redaction finds now; an utterance without word times is
-    masked whole (a character-share estimate of where the number was said is not safe enough)."""
-    spans: list[Span] = [Span(r.start, max(r.start, r.end)) for r in stored]
-    for s in found:
-        u = shown.utterances[s.utterance] if s.utterance is not None else None
-        if u is not None and not u.words:
-            spans.append(Span(max(0.0, u.start - SPAN_PAD_S), u.end + SPAN_PAD_S))
-        else:
-            spans.append(Span(s.start, max(s.start, s.end)))
-    return merge_spans(spans)
 
 
 def lane_key(u: Any) -> str:
@@ -185,7 +173,7 @@ def build(record: Any, corrections: Sequence[Any], verdicts: Sequence[Any], *, p
         return text if pii or not text else redact_text(text, language)
 
     state = review_state(verdicts, record.qa)
-    spans = _mask_spans(t, found, t.redactions)
+    spans = tone_spans(t, found, t.redactions)
     markers: list[dict[str, Any]] = [
         {"kind": "redaction", "start": a, "end": b} for a, b in merge_spans([*t.redactions, *found])
     ]
