@@ -17,8 +17,11 @@ from ui_desk_fixtures import (
     Desk,
     chrome,
     network_bodies,
+    open_call,
+    row_ids,
     running_desk,
     screenshot,
+    selenium_by,
     sign_in,
     smallest_chart_text,
     wait_for,
@@ -45,52 +48,37 @@ def browser(desk: Desk):
         driver.quit()
 
 
-def _by():
-    from selenium.webdriver.common.by import By
-
-    return By
-
-
-def _rows(driver) -> list[int]:
-    return [int(e.get_attribute("data-call")) for e in driver.find_elements(_by().CSS_SELECTOR, "tr[data-call]")]
-
-
-def _open_call(driver, desk: Desk, name: str) -> None:
-    driver.get(f"{desk.url}/calls/{desk.ids[name]}")
-    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.waveReady === '1'"), "the waveform")
-
-
 def _time(driver) -> float:
     return float(driver.execute_script("return document.getElementById('audio').currentTime"))
 
 
 def test_calls_page_filters_and_searches(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     browser.get(desk.url + "/")
-    assert sorted(_rows(browser)) == sorted(desk.ids.values())
+    assert sorted(row_ids(browser)) == sorted(desk.ids.values())
     screenshot(browser, "ui-calls")
     box = browser.find_element(by.NAME, "q")
     box.send_keys("景德镇")
     box.submit()
     wait_for(browser, lambda d: "q=" in d.current_url, "the search")
     said = [n for n, c in desk.calls.items() if any("景德镇" in u.text for u in c.transcript.utterances)]
-    assert said and sorted(_rows(browser)) == sorted(desk.ids[n] for n in said)
+    assert said and sorted(row_ids(browser)) == sorted(desk.ids[n] for n in said)
     browser.get(desk.url + "/")
     agent = browser.find_element(by.NAME, "agent")
     agent.send_keys("A1")
     agent.submit()
     wait_for(browser, lambda d: "agent=A1" in d.current_url, "the agent filter")
-    assert _rows(browser) == [desk.ids["zh_two"], desk.ids["zh_one"]]
+    assert row_ids(browser) == [desk.ids["zh_two"], desk.ids["zh_one"]]
     browser.find_element(by.CSS_SELECTOR, 'a.sort[data-sort="score"]').click()
     wait_for(browser, lambda d: "sort=" in d.current_url, "sorting")
     scores = [desk.calls[n].qa.score for n in ("zh_two", "zh_one")]
-    shown = [next(desk.calls[n].qa.score for n in desk.ids if desk.ids[n] == i) for i in _rows(browser)]
+    shown = [next(desk.calls[n].qa.score for n in desk.ids if desk.ids[n] == i) for i in row_ids(browser)]
     assert shown == sorted(scores, reverse=True)
 
 
 def test_clicking_a_turn_seeks_and_playback_moves_the_highlight(browser, desk: Desk) -> None:
-    by = _by()
-    _open_call(browser, desk, "zh_one")
+    by = selenium_by()
+    open_call(browser, desk, "zh_one")
     turns = browser.find_elements(by.CSS_SELECTOR, "#transcript .turn")
     assert len(turns) >= 3
     target = turns[2]
@@ -121,8 +109,8 @@ def test_clicking_a_turn_seeks_and_playback_moves_the_highlight(browser, desk: D
 
 
 def test_the_playing_word_is_highlighted(browser, desk: Desk) -> None:
-    by = _by()
-    _open_call(browser, desk, WHISPER_CALL)
+    by = selenium_by()
+    open_call(browser, desk, WHISPER_CALL)
     words = browser.execute_script("return JSON.parse(document.getElementById('call-data').textContent).words")
     k = max(range(len(words)), key=lambda i: len(words[i]))
     assert len(words[k]) >= 4  # Whisper's word times reached the page
@@ -153,9 +141,9 @@ def test_the_playing_word_is_highlighted(browser, desk: Desk) -> None:
 def test_a_correction_survives_a_reload_and_is_audited(browser, desk: Desk) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
-    by = _by()
+    by = selenium_by()
     call = desk.ids["zh_one"]
-    _open_call(browser, desk, "zh_one")
+    open_call(browser, desk, "zh_one")
     turn = browser.find_elements(by.CSS_SELECTOR, "#transcript .turn")[1]
     before = turn.find_element(by.CSS_SELECTOR, ".text").text
     ActionChains(browser).move_to_element(turn).perform()
@@ -189,10 +177,10 @@ def test_a_correction_survives_a_reload_and_is_audited(browser, desk: Desk) -> N
 
 
 def test_a_verdict_is_saved(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     name = next(n for n, c in desk.calls.items() if n != OPEN_BILLING and any(r.hits for r in c.qa.rules))
     call = desk.ids[name]
-    _open_call(browser, desk, name)
+    open_call(browser, desk, name)
     hit = browser.find_element(by.CSS_SELECTOR, "li.hit .verdict")
     rule = hit.get_attribute("data-rule")
     hit.find_element(by.CSS_SELECTOR, ".v-comment").send_keys("heard right")
@@ -209,7 +197,7 @@ def test_a_verdict_is_saved(browser, desk: Desk) -> None:
 
 
 def test_reviewer_without_pii_never_receives_the_number(desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     call = desk.ids[OPEN_BILLING]
     bodies: list[tuple[str, str, bool]] = []
     driver = chrome()
@@ -219,7 +207,7 @@ def test_reviewer_without_pii_never_receives_the_number(desk: Desk) -> None:
         driver.get(f"{desk.url}/")
         wait_for(driver, lambda d: d.find_elements(by.CSS_SELECTOR, "tr[data-call]"), "the calls page")
         bodies += network_bodies(driver)
-        _open_call(driver, desk, OPEN_BILLING)
+        open_call(driver, desk, OPEN_BILLING)
         number = next(t for t in driver.find_elements(by.CSS_SELECTOR, "#transcript .turn") if "masked" in
                       t.get_attribute("class"))  # fmt: skip
         number.find_element(by.CSS_SELECTOR, ".text").click()  # seek there and play over the number
@@ -251,7 +239,7 @@ def test_reviewer_without_pii_never_receives_the_number(desk: Desk) -> None:
 
 
 def test_agents_page_shows_the_chart_and_table(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     browser.get(f"{desk.url}/agents?by=month")
     bars = browser.find_elements(by.CSS_SELECTOR, ".chart-box svg rect")
     assert len(bars) >= 3  # bars and legend swatches

@@ -13,7 +13,10 @@ from ui_desk_fixtures import (
     WHISPER_CALL,
     Desk,
     chrome,
+    open_call,
+    row_ids,
     running_desk,
+    selenium_by,
     sign_in,
     smallest_chart_text,
     wait_for,
@@ -40,22 +43,6 @@ def browser(desk: Desk):
         driver.quit()
 
 
-def _by():
-    from selenium.webdriver.common.by import By
-
-    return By
-
-
-def _rows(driver) -> list[int]:
-    return [int(e.get_attribute("data-call")) for e in driver.find_elements(_by().CSS_SELECTOR, "tr[data-call]")]
-
-
-def _open_call(driver, desk: Desk, name: str) -> dict:
-    driver.get(f"{desk.url}/calls/{desk.ids[name]}")
-    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.waveReady === '1'"), "the waveform")
-    return driver.execute_script("return JSON.parse(document.getElementById('call-data').textContent)")
-
-
 def _time(driver) -> float:
     return float(driver.execute_script("return document.getElementById('audio').currentTime"))
 
@@ -64,7 +51,7 @@ def _filter(driver, desk: Desk, fields: dict[str, str]) -> list[int]:
     """Fill the calls page's filter form as a reviewer would (text typed, options picked, dates set) and apply it."""
     from selenium.webdriver.support.ui import Select
 
-    by = _by()
+    by = selenium_by()
     driver.get(desk.url + "/")
     form = driver.find_element(by.ID, "filters")
     for name, value in fields.items():
@@ -78,7 +65,7 @@ def _filter(driver, desk: Desk, fields: dict[str, str]) -> list[int]:
     old = driver.find_element(by.TAG_NAME, "html")
     form.find_element(by.CSS_SELECTOR, 'button[type="submit"]').click()
     wait_for(driver, lambda d: old != d.find_element(by.TAG_NAME, "html") and "?" in d.current_url, "the filter")
-    return _rows(driver)
+    return row_ids(driver)
 
 
 def _mood(mean: float | None) -> str:
@@ -114,32 +101,32 @@ def test_every_filter_sorting_and_paging_through_the_form(browser, desk: Desk) -
         assert sorted(_filter(browser, desk, {"mood": mood})) == want, mood
     assert sorted(_filter(browser, desk, {"state": "all"})) == sorted(ids.values())
     assert _filter(browser, desk, {"state": "live"}) == []  # nothing streams now: no finished calls, the live list
-    assert browser.find_elements(_by().CSS_SELECTOR, "p.empty")
+    assert browser.find_elements(selenium_by().CSS_SELECTOR, "p.empty")
     # sorting by a column head, both ways
-    by = _by()
+    by = selenium_by()
     browser.get(desk.url + "/")
     by_id = {i: n for n, i in ids.items()}
     for expected in (sorted(scores.values(), reverse=True), sorted(scores.values())):
         browser.find_element(by.CSS_SELECTOR, 'a.sort[data-sort="score"]').click()
         wait_for(browser, lambda d: "sort=" in d.current_url, "sorting")
-        assert [scores[by_id[i]] for i in _rows(browser)] == expected
+        assert [scores[by_id[i]] for i in row_ids(browser)] == expected
     # paging: two a page, following "next" to the end and "previous" back to the start
     browser.get(desk.url + "/?per=2")
-    everyone = _rows(browser)
+    everyone = row_ids(browser)
     pages = [everyone]
     while links := browser.find_elements(by.CSS_SELECTOR, 'nav.pages a[rel="next"]'):
         links[0].click()
-        wait_for(browser, lambda d: _rows(d) and _rows(d) != pages[-1], "the next page")
-        pages.append(_rows(browser))
+        wait_for(browser, lambda d: row_ids(d) and row_ids(d) != pages[-1], "the next page")
+        pages.append(row_ids(browser))
     assert all(len(p) == 2 for p in pages[:-1]) and len(pages) == (len(ids) + 1) // 2
     assert sorted(i for p in pages for i in p) == sorted(ids.values())
     browser.find_element(by.CSS_SELECTOR, 'nav.pages a[rel="prev"]').click()
-    wait_for(browser, lambda d: _rows(d) == pages[-2], "the previous page")
+    wait_for(browser, lambda d: row_ids(d) == pages[-2], "the previous page")
 
 
 def test_the_waveform_has_channel_and_role_lanes_and_markers(browser, desk: Desk) -> None:
-    by = _by()
-    data = _open_call(browser, desk, GAP_CALL)
+    by = selenium_by()
+    data = open_call(browser, desk, GAP_CALL)
     assert data["channels"] == 2
     names = [e.text for e in browser.find_elements(by.CSS_SELECTOR, ".chan-names span")]
     assert names == ["坐席", "客户"]  # one waveform lane per channel, named by role
@@ -174,27 +161,27 @@ def test_the_waveform_has_channel_and_role_lanes_and_markers(browser, desk: Desk
     wait_for(browser, lambda d: abs(_time(d) - target["start"]) < 0.05, "a marker's seek")
     # rule hits: failed red, passed green
     name = next(n for n, c in desk.calls.items() if any(r.hits for r in c.qa.rules))
-    data = _open_call(browser, desk, name)
+    data = open_call(browser, desk, name)
     hits = [m for m in data["markers"] if m["kind"] == "hit"]
     assert len(hits) == sum(len(r.hits) for r in desk.calls[name].qa.rules)
     for passed, cls in ((False, "hit-fail"), (True, "hit-pass")):
         want = len([m for m in hits if bool(m["passed"]) is passed])
         assert len(browser.find_elements(by.CSS_SELECTOR, f"#marker-track .blk.{cls}")) == want
     # redactions: the billing example was redacted at ingest
-    data = _open_call(browser, desk, "zh_billing")
+    data = open_call(browser, desk, "zh_billing")
     assert any(m["kind"] == "redaction" for m in data["markers"])
     assert browser.find_elements(by.CSS_SELECTOR, "#marker-track .blk.redaction")
     # low confidence: Whisper's word probabilities
-    data = _open_call(browser, desk, WHISPER_CALL)
+    data = open_call(browser, desk, WHISPER_CALL)
     low = [m for m in data["markers"] if m["kind"] == "lowconf"]
     assert low and len(browser.find_elements(by.CSS_SELECTOR, "#marker-track .blk.lowconf")) == len(low)
     assert browser.find_elements(by.CSS_SELECTOR, "#transcript .turn .lw, #transcript .turn.low")
 
 
 def test_evidence_jumps_there_and_the_arrow_keys_step(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     name = next(n for n, c in desk.calls.items() if any(r.hits for r in c.qa.rules) and c.qa.rules)
-    _open_call(browser, desk, name)
+    open_call(browser, desk, name)
     hits = browser.find_elements(by.CSS_SELECTOR, "li.hit")
     assert hits
     hit = hits[-1]
@@ -211,10 +198,10 @@ def test_evidence_jumps_there_and_the_arrow_keys_step(browser, desk: Desk) -> No
 
 
 def test_manual_score_and_review_resolved_survive_a_reload(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     name = next(n for n, c in desk.calls.items() if c.qa.needs_review and n != GAP_CALL)
     call = desk.ids[name]
-    _open_call(browser, desk, name)
+    open_call(browser, desk, name)
     assert browser.find_elements(by.CSS_SELECTOR, "svg.chart")  # the sentiment trajectory
     assert smallest_chart_text(browser, "svg.chart") >= 10  # drawn at its column's width: legible labels
     points = browser.find_elements(by.CSS_SELECTOR, "svg.chart circle.seek")
@@ -244,7 +231,7 @@ def test_manual_score_and_review_resolved_survive_a_reload(browser, desk: Desk) 
 
 
 def test_english_is_selectable(browser, desk: Desk) -> None:
-    by = _by()
+    by = selenium_by()
     browser.get(f"{desk.url}/calls/{desk.ids['zh_one']}")
     assert browser.find_element(by.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     browser.find_element(by.CSS_SELECTOR, 'a[href^="/lang/en"]').click()

@@ -242,3 +242,23 @@ def network_bodies(driver: object) -> list[tuple[str, str, bool]]:
             continue
         out.append((params["response"]["url"], body.get("body", ""), bool(body.get("base64Encoded"))))
     return out
+
+
+def selenium_by():
+    from selenium.webdriver.common.by import By
+
+    return By
+
+
+def row_ids(driver) -> list[int]:
+    """The call ids of the calls page's rows, in order."""
+    return [
+        int(e.get_attribute("data-call")) for e in driver.find_elements(selenium_by().CSS_SELECTOR, "tr[data-call]")
+    ]
+
+
+def open_call(driver, desk: Desk, name: str) -> dict:
+    """Open a call's page, wait for its waveform, and give back the page's call data."""
+    driver.get(f"{desk.url}/calls/{desk.ids[name]}")
+    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.waveReady === '1'"), "the waveform")
+    return driver.execute_script("return JSON.parse(document.getElementById('call-data').textContent)")
