@@ -221,6 +221,8 @@ def test_channels_mix_keeps_every_channels_speech() -> None:
     for turn in turns:
         assert [u.text for u in t.utterances].count(turn.text) == 1, turn
     assert {u.speaker for u in t.utterances} == {"S1", "S2"}
+    with prepare_array(call, 8000, Options()) as both, pytest.raises(ValueError, match="decoded"):
+        plan_speakers(both.audio, both.speech, Options(channels="mix"))  # never one channel picked and others dropped
 
 
 def test_double_talk_stays_on_both_channels_marked_overlap() -> None:

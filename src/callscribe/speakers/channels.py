@@ -238,9 +238,8 @@ def choose_mode(
         return "mono", 0, notes
     loud = {c: float(np.percentile(levels.db[c], 95)) if len(levels.db[c]) else FLOOR_DB for c in levels.db}
     best = max(loud, key=lambda c: loud[c])
-    if requested == "mix":
-        notes.append(f"channels mixed by request; diarizing channel {best}")
-        return "mix", best, notes
+    if requested == "mix":  # mixing is done as the file is decoded: picking a channel here would drop the others
+        raise ValueError("channels=mix averages the channels as the audio is decoded (prepare with these options)")
     if requested == "split":
         return "split", None, notes
     if requested != "auto":
